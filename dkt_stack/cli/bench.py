@@ -1,0 +1,39 @@
+"""``dkt-stack bench TARGET``: benchmarks that print one JSON object.
+
+Each target lives beside the code it measures, in a module with
+``add_arguments(parser)`` and ``run(args) -> dict``; this command only
+dispatches and prints. Timings go here, never into tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dkt_stack.cli import dispatch
+
+#: target -> (module, help)
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "depth": ("dkt_perception.depth.benchmark", "depth engine ms/frame and peak memory"),
+    "metric": ("dkt_perception.metric_benchmark", "tag detection, scale fit, metric depth and cloud timings"),
+    "graph": ("dkt_perception.graph_benchmark", "camera -> depth -> metric -> cloud rate and latency over ROS"),
+    "replay": ("dkt_perception.replay.benchmark", "rosbag replay frames per second"),
+    "grasp": ("dkt_grasping.benchmark", "CPU grasp detection and planning timings"),
+    "train": ("dkt_training.benchmark", "training steps per second and memory (tiny config)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", nargs=argparse.REMAINDER, help=f"one of: {', '.join(BENCHMARKS)}, then its options")
+
+
+def _print(module, args: argparse.Namespace) -> int:
+    result = module.run(args)
+    json.dump(result, sys.stdout, indent=None if getattr(args, "json", False) else 2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return dispatch("dkt-stack bench", "Benchmarks that print one JSON object of figures.", BENCHMARKS, args.target, _print)

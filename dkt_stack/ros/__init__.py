@@ -1,0 +1,1 @@
+"""rclpy helpers shared by every node: typed parameters, QoS, diagnostics, main()."""
