@@ -16,7 +16,7 @@ PACKAGE = "dkt_stack"
 
 # Node executables: one console script per node (ros2 run dkt_stack <name>).
 NODES = {
-    # filled as nodes land; each maps an executable name to module:function
+    "camera_node": "dkt_perception.nodes.camera_node:main",
 }
 
 
