@@ -17,6 +17,7 @@ PACKAGE = "dkt_stack"
 # Node executables: one console script per node (ros2 run dkt_stack <name>).
 NODES = {
     "camera_node": "dkt_perception.nodes.camera_node:main",
+    "depth_node": "dkt_perception.nodes.depth_node:main",
 }
 
 

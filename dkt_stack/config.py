@@ -36,7 +36,7 @@ class ConfigError(ValueError):
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
 
 
-def param(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING, **extra) -> Any:  # noqa: A002
+def param(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING, **extra) -> Any:
     """A dataclass field with a help text (units included) for docs and ROS descriptors."""
     metadata = {"help": help, **extra}
     if default_factory is not dataclasses.MISSING:

@@ -361,7 +361,7 @@ def cloud_to_points(msg, organised: bool = False) -> tuple[np.ndarray, np.ndarra
 # --------------------------------------------------------------------------- poses
 
 
-def matrix_to_pose(T: np.ndarray) -> Pose:  # noqa: N803
+def matrix_to_pose(T: np.ndarray) -> Pose:
     """4x4 transform -> geometry_msgs/Pose."""
     T = np.asarray(T, dtype=np.float64)
     if T.shape != (4, 4):

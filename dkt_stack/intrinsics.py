@@ -66,7 +66,7 @@ class CameraIntrinsics:
         return self.fx, self.fy, self.cx, self.cy
 
     @classmethod
-    def from_matrix(cls, K: np.ndarray, width: int, height: int, **kwargs) -> CameraIntrinsics:  # noqa: N803
+    def from_matrix(cls, K: np.ndarray, width: int, height: int, **kwargs) -> CameraIntrinsics:
         K = np.asarray(K, dtype=np.float64).reshape(3, 3)
         return cls(width=int(width), height=int(height), fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], **kwargs)
 

@@ -25,7 +25,7 @@ def quat_to_matrix(q: np.ndarray) -> np.ndarray:
     )
 
 
-def matrix_to_quat(R: np.ndarray) -> np.ndarray:  # noqa: N803
+def matrix_to_quat(R: np.ndarray) -> np.ndarray:
     """3x3 rotation matrix -> unit quaternion (x, y, z, w) with w >= 0."""
     R = np.asarray(R, dtype=np.float64)
     if R.shape != (3, 3):
@@ -47,7 +47,7 @@ def matrix_to_quat(R: np.ndarray) -> np.ndarray:  # noqa: N803
     return -q if q[3] < 0 else q
 
 
-def make_transform(R: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
+def make_transform(R: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:
     """4x4 homogeneous transform from a rotation and a translation (metres)."""
     T = np.eye(4)
     if R is not None:
@@ -57,14 +57,14 @@ def make_transform(R: np.ndarray | None = None, t: np.ndarray | None = None) -> 
     return T
 
 
-def invert_transform(T: np.ndarray) -> np.ndarray:  # noqa: N803
+def invert_transform(T: np.ndarray) -> np.ndarray:
     """Inverse of a rigid 4x4 transform (exact, without a general matrix inverse)."""
     T = np.asarray(T, dtype=np.float64)
     R, t = T[:3, :3], T[:3, 3]
     return make_transform(R.T, -R.T @ t)
 
 
-def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:  # noqa: N803
+def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 4x4 transform to Nx3 points; returns the points' dtype."""
     points = np.asarray(points)
     T = np.asarray(T, dtype=np.float64)
@@ -86,7 +86,7 @@ def xyz_rpy_to_transform(xyz: tuple[float, float, float], rpy: tuple[float, floa
     return make_transform(R, xyz)
 
 
-def matrix_to_rpy(R: np.ndarray) -> tuple[float, float, float]:  # noqa: N803
+def matrix_to_rpy(R: np.ndarray) -> tuple[float, float, float]:
     """3x3 rotation -> fixed-axis (roll, pitch, yaw) in rad, the inverse of :func:`xyz_rpy_to_transform` (URDF convention)."""
     R = np.asarray(R, dtype=np.float64)
     if R.shape != (3, 3):

@@ -34,20 +34,19 @@ BACKENDS_USING_SENSOR_DEPTH = ("raw",)
 
 @dataclass
 class DepthNodeParams:
-    backend: str = param("dkt", help="depth backend: dkt, raw (the sensor's own depth) or depth_anything_v2")
     queue_size: int = param(2, help="frames waiting for the model at most; the oldest is dropped first")
     qos: str = param("sensor_data", help="QoS of subscriptions and publishers: sensor_data or reliable")
     publish_preview: bool = param(True, help="publish depth/relative_preview, a colourised rgb8 image for rviz")
     sync_slop_s: float = param(0.005, help="raw backend: largest stamp difference between colour and depth (s)")
-    engine: DepthConfig = param(default_factory=DepthConfig, help="depth engine settings (weights, device, steps, window)")
+    engine: DepthConfig = param(default_factory=DepthConfig, help="depth engine: backend, weights, device, steps, window")
 
 
 class DepthNode(Node):
     def __init__(self) -> None:
         super().__init__("depth")
         self.params = p = declare_and_read(self, DepthNodeParams)
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"depth:{p.backend}")
-        self.backend = create_backend(p.backend, p.engine)
+        self.diagnostics = NodeDiagnostics(self, hardware_id=f"depth:{p.engine.backend}")
+        self.backend = create_backend(p.engine.backend, p.engine)
         self.diagnostics.set(OK, "waiting for frames", backend=self.backend.name, device=self.backend.device)
         qos = qos_by_name(p.qos)
         self._pub = self.create_publisher(Image, "depth/relative", qos)
@@ -58,7 +57,7 @@ class DepthNode(Node):
         self._out_times: deque[float] = deque(maxlen=100)
         self.worker = DepthWorker(self.backend, self._on_result, self._on_error, p.queue_size)
         self._sync = None
-        if p.backend in BACKENDS_USING_SENSOR_DEPTH:
+        if p.engine.backend in BACKENDS_USING_SENSOR_DEPTH:
             self._sync = StampSynchronizer(["rgb", "depth"], slop_ns=int(p.sync_slop_s * 1e9))
             self.create_subscription(Image, "aligned_depth_to_color/image_raw", self._on_depth, qos)
         self.create_subscription(Image, "color/image_raw", self._on_color, qos)
