@@ -20,6 +20,7 @@ from typing import Any, get_type_hints
 SECTIONS: dict[str, str] = {
     "camera_node": "dkt_perception.nodes.camera_node:CameraNodeParams",
     "depth_node": "dkt_perception.nodes.depth_node:DepthNodeParams",
+    "metric_depth_node": "dkt_perception.nodes.metric_depth_node:MetricDepthNodeParams",
     "graph files (config/graphs/*.yaml)": "dkt_stack.graph:GraphDescription",
 }
 

@@ -394,3 +394,52 @@ def pose_array_to_matrices(msg) -> np.ndarray:
     if not msg.poses:
         return np.zeros((0, 4, 4))
     return np.stack([pose_to_matrix(p) for p in msg.poses])
+
+
+# --------------------------------------------------------------------------- joint trajectories
+
+
+def arrays_to_joint_trajectory(
+    joint_names: Sequence[str],
+    times: np.ndarray,
+    positions: np.ndarray,
+    velocities: np.ndarray | None = None,
+    efforts: np.ndarray | None = None,
+    header: Header | None = None,
+):
+    """(T,) times (s from start) and (T, J) positions [, velocities, efforts] -> trajectory_msgs/JointTrajectory."""
+    from builtin_interfaces.msg import Duration
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    times, positions = np.asarray(times, dtype=np.float64), np.asarray(positions, dtype=np.float64)
+    if positions.ndim != 2 or positions.shape != (len(times), len(joint_names)):
+        raise ConversionError(f"positions must be (T, {len(joint_names)}) for T={len(times)} times, got {positions.shape}")
+    msg = JointTrajectory()
+    if header is not None:
+        msg.header = header
+    msg.joint_names = list(joint_names)
+    for i, t in enumerate(times):
+        ns = int(np.rint(t * 1e9))
+        pt = JointTrajectoryPoint(time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000))
+        pt.positions = positions[i].tolist()
+        if velocities is not None:
+            pt.velocities = np.asarray(velocities, dtype=np.float64)[i].tolist()
+        if efforts is not None:
+            pt.effort = np.asarray(efforts, dtype=np.float64)[i].tolist()
+        msg.points.append(pt)
+    return msg
+
+
+def joint_trajectory_to_arrays(msg) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """trajectory_msgs/JointTrajectory -> (names, times (T,), positions, velocities, efforts (T, J)); missing fields are zeros."""
+    names = list(msg.joint_names)
+    n, j = len(msg.points), len(names)
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    out = [np.zeros((n, j)) for _ in range(3)]
+    for i, p in enumerate(msg.points):
+        for arr, values in zip(out, (p.positions, p.velocities, p.effort)):
+            if len(values) not in (0, j):
+                raise ConversionError(f"trajectory point {i} has {len(values)} values for {j} joints")
+            if len(values):
+                arr[i] = values
+    return names, times, out[0], out[1], out[2]

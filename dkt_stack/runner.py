@@ -64,7 +64,8 @@ class NodeProcess:
 
     def _start(self) -> None:
         if self.log_path is not None:
-            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            # a fresh log per run; a respawn appends to the crashed run's log
+            self._log = open(self.log_path, "ab" if self.restarts else "wb")  # noqa: SIM115 - closed in stop()
             out = self._log
         else:
             self._log = None

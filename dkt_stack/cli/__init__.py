@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("dkt_stack.cli.demo", "run the perception pipeline on the embedded synthetic scene and summarise it"),
+    "demo": ("dkt_perception.demo", "run the perception pipeline on the embedded synthetic scene and summarise it"),
     "up": ("dkt_stack.cli.up", "start a node graph from its description (no ros2 launch needed)"),
     "depth": ("dkt_perception.depth.cli", "estimate depth for a video or an image folder"),
     "replay": ("dkt_perception.replay.cli", "replay a rosbag through the depth pipeline, or play it on live topics"),

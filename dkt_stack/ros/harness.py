@@ -1,4 +1,4 @@
-"""A real-ROS test harness: rclpy nodes in-process and in subprocesses.
+"""A real-ROS harness: rclpy nodes in-process and in subprocesses (tests, demo, benchmarks).
 
 No mocking: messages travel over Fast DDS on localhost. Used by the pytest
 fixtures in ``test/conftest.py`` and usable in a user's own tests.
@@ -42,11 +42,13 @@ class MessageCollector:
 
     def __init__(self) -> None:
         self.messages: list[Any] = []
-        self.receive_times: list[float] = []
+        self.receive_times: list[float] = []  #: time.monotonic() at arrival
+        self.receive_wall_ns: list[int] = []  #: time.time_ns() at arrival (comparable with header stamps)
         self._cond = threading.Condition()
 
     def __call__(self, msg: Any) -> None:
         with self._cond:
+            self.receive_wall_ns.append(time.time_ns())
             self.messages.append(msg)
             self.receive_times.append(time.monotonic())
             self._cond.notify_all()

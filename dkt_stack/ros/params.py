@@ -14,6 +14,7 @@ import typing
 from typing import Any, TypeVar, get_type_hints
 
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 
 from dkt_stack.config import ConfigError, from_dict
@@ -82,7 +83,10 @@ def declare_and_read(node: Node, cls: type[T]) -> T:
             node.declare_parameter(name, None, descriptor)
         else:
             node.declare_parameter(name, _ros_default(default, tp), descriptor)
-        value = node.get_parameter(name).value
+        try:
+            value = node.get_parameter(name).value
+        except ParameterUninitializedException:  # an empty-list default is declared by type only
+            value = default
         if value is None and default is None:
             continue
         if isinstance(value, (list, tuple)) or type(value).__name__ == "array":

@@ -1,0 +1,312 @@
+"""Open CPU grasp detector: antipodal sampling on a point cloud with normals.
+
+Pipeline (all in the robot base frame, metres):
+
+1. crop the cloud to the workspace (plus a margin, so obstacles just outside
+   still block the fingers), voxel-downsample, estimate normals (open3d) and
+   orient them towards the camera;
+2. find the table with RANSAC; points higher than ``object_min_height`` above
+   it are object points (the table stays in the collision scene);
+3. sample seed points on the objects and build candidate gripper frames:
+   *antipodal pairs* (a second contact across the object whose normal opposes
+   the seed's within the friction cone; closing axis = the contact line,
+   approaches rotated about it starting from top-down) and *normal approaches*
+   (approach = -normal at the seed, several closing directions);
+4. evaluate every candidate against the PiPER gripper model in one batch: the
+   closing region must hold object points and fit the opening, the grasp is
+   re-centred between them, fingers, palm and body must be free of scene
+   points;
+5. score = antipodality of the contacts, approach versus the table normal,
+   finger clearance and depth; non-maximum suppression; best first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import open3d as o3d
+from scipy.spatial import cKDTree
+
+from dkt_grasping.grasp import Grasp, grasp_nms
+from dkt_grasping.grasp_detection.base import EmptyCloudError, check_cloud, check_transform
+from dkt_grasping.gripper import GripperConfig
+from dkt_grasping.workspace import WorkspaceLimits
+from dkt_stack.config import param
+from dkt_stack.transforms import transform_points
+
+
+@dataclass
+class AntipodalConfig:
+    """Parameters of the antipodal grasp sampler (lengths in metres, angles in degrees)."""
+
+    gripper: GripperConfig = param(default_factory=GripperConfig, help="PiPER gripper geometry")
+    voxel_size: float = param(0.005, help="voxel size of the downsampled cloud (m)")
+    normal_radius: float = param(0.015, help="neighbourhood radius for normal estimation (m)")
+    normal_max_neighbours: int = param(30, help="max neighbours for normal estimation")
+    num_seeds: int = param(160, help="seed points sampled on the objects")
+    friction_angle_deg: float = param(25.0, help="half-angle of the friction cone for antipodal contacts (deg)")
+    approach_angles_deg: list[float] = param(
+        default_factory=lambda: [0.0, 30.0, -30.0, 60.0, -60.0], help="approach tilts about the closing axis, from top-down (deg)"
+    )
+    closing_angles_deg: list[float] = param(
+        default_factory=lambda: [0.0, 45.0, 90.0, 135.0], help="closing directions tried for normal approaches (deg)"
+    )
+    depths: list[float] = param(default_factory=lambda: [0.025, 0.012], help="grasp depths tried: fingertips beyond the grasp centre (m)")
+    width_margin: float = param(0.005, help="extra opening on each side of the object (m)")
+    min_points_in_gripper: int = param(6, help="object points required between the fingers")
+    table_distance: float = param(0.006, help="RANSAC inlier distance for the table plane (m)")
+    max_table_tilt_deg: float = param(25.0, help="largest angle between the table normal and base z (deg)")
+    object_min_height: float = param(0.008, help="points this far above the table are objects (m)")
+    weight_antipodal: float = param(0.45, help="score weight of contact antipodality")
+    weight_approach: float = param(0.3, help="score weight of approaching against the table normal")
+    weight_clearance: float = param(0.15, help="score weight of finger clearance")
+    weight_depth: float = param(0.1, help="score weight of grasp depth")
+    clearance_reference: float = param(0.01, help="clearance (m) that earns the full clearance score")
+    nms_translation: float = param(0.01, help="NMS: centres closer than this are duplicates (m)")
+    nms_rotation_deg: float = param(30.0, help="NMS: orientations closer than this are duplicates (deg)")
+    max_grasps: int = param(40, help="grasps returned at most")
+    grasps_per_seed: int = param(3, help="best candidates kept per seed point before NMS")
+    table_clearance: float = param(0.003, help="gripper parts must stay this far above the table plane (m)")
+    seed: int = param(0, help="random seed (seed sampling and RANSAC)")
+
+    def __post_init__(self):
+        if self.voxel_size <= 0 or self.normal_radius <= 0:
+            raise ValueError("voxel_size and normal_radius must be > 0 m")
+        if not self.depths or min(self.depths) < 0 or max(self.depths) >= self.gripper.finger_length:
+            raise ValueError(f"depths must be in [0, finger_length={self.gripper.finger_length}) m, got {self.depths}")
+        if self.num_seeds < 1 or self.max_grasps < 1:
+            raise ValueError("num_seeds and max_grasps must be >= 1")
+
+
+@dataclass
+class TabletopScene:
+    """A downsampled cloud with normals in the base frame, split into table and objects."""
+
+    points: np.ndarray  # Mx3 base frame (m)
+    normals: np.ndarray  # Mx3 unit, oriented towards the camera
+    object_mask: np.ndarray  # M bool: above the table
+    table_normal: np.ndarray  # 3 unit, pointing up (base frame)
+    table_offset: float  # plane n.p + offset = 0 (m); nan when no table was found
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors (np.cross is slow for single vectors)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+def _perpendicular(v: np.ndarray, hint: np.ndarray) -> np.ndarray | None:
+    """Unit vector: ``hint`` made orthogonal to unit ``v``; None when they are nearly parallel."""
+    p = hint - (hint @ v) * v
+    n = np.linalg.norm(p)
+    return p / n if n > 0.2 else None
+
+
+class AntipodalGraspDetector:
+    """CPU grasp detector for the PiPER gripper; see the module docstring for the method."""
+
+    def __init__(self, config: AntipodalConfig | None = None):
+        self.config = config or AntipodalConfig()
+
+    # -- scene ---------------------------------------------------------------------------------
+    def prepare_scene(self, points_base: np.ndarray, camera_position: np.ndarray) -> TabletopScene:
+        """Downsample, estimate normals and find the table. points_base: Nx3 base frame (m)."""
+        cfg = self.config
+        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(points_base, dtype=np.float64)))
+        pcd = pcd.voxel_down_sample(cfg.voxel_size)
+        if len(pcd.points) < 10:
+            raise EmptyCloudError(f"only {len(pcd.points)} points left after {cfg.voxel_size} m voxel downsampling; need >= 10")
+        pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=cfg.normal_radius, max_nn=cfg.normal_max_neighbours))
+        pcd.orient_normals_towards_camera_location(np.asarray(camera_position, dtype=np.float64))
+        P, N = np.asarray(pcd.points), np.asarray(pcd.normals)
+        up = np.array([0.0, 0.0, 1.0])
+        table_normal, offset, object_mask = up, float("nan"), np.ones(len(P), dtype=bool)
+        o3d.utility.random.seed(cfg.seed)
+        plane, inliers = pcd.segment_plane(distance_threshold=cfg.table_distance, ransac_n=3, num_iterations=200)
+        n = np.asarray(plane[:3], dtype=np.float64)
+        scale = np.linalg.norm(n)
+        if scale > 0 and len(inliers) >= 0.1 * len(P):
+            n, d = n / scale, plane[3] / scale
+            if n @ up < 0:
+                n, d = -n, -d
+            height = P @ n + d
+            # Accept the plane as the table only if it is level-ish and (almost) nothing lies under it.
+            if n @ up > np.cos(np.deg2rad(cfg.max_table_tilt_deg)) and np.mean(height < -3 * cfg.table_distance) < 0.05:
+                table_normal, offset, object_mask = n, float(d), height > cfg.object_min_height
+        return TabletopScene(P, N, object_mask, table_normal, offset)
+
+    # -- detection -----------------------------------------------------------------------------
+    def detect(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
+        """Grasps (base frame, PiPER gripper convention) sorted by score.
+
+        points: float Nx3 camera optical frame (m); colors: uint8 Nx3 or None
+        (unused); T_base_camera: 4x4 camera-to-base; workspace: base-frame box
+        for the grasp centres. Raises EmptyCloudError when nothing is usable.
+        """
+        pts_cam, _ = check_cloud(points, colors)
+        T = check_transform(T_base_camera)
+        pts = transform_points(T, pts_cam)
+        inside = workspace.contains(pts)
+        if not inside.any():
+            raise EmptyCloudError(
+                f"none of the {len(pts)} points lies inside the workspace "
+                f"x[{workspace.x_min}, {workspace.x_max}] y[{workspace.y_min}, {workspace.y_max}] z[{workspace.z_min}, {workspace.z_max}] m (base frame)"
+            )
+        margin = self.config.gripper.flange_to_fingertip
+        context = np.all((pts >= workspace.lower - margin) & (pts <= workspace.upper + margin), axis=1)
+        scene = self.prepare_scene(pts[context], T[:3, 3])
+        return self.grasps_in_scene(scene, workspace)
+
+    def grasps_in_scene(self, scene: TabletopScene, workspace: WorkspaceLimits) -> list[Grasp]:
+        cfg, g = self.config, self.config.gripper
+        rng = np.random.default_rng(cfg.seed)
+        P, N = scene.points, scene.normals
+        candidates_idx = np.flatnonzero(scene.object_mask & workspace.contains(P))
+        if len(candidates_idx) == 0:
+            return []
+        seeds = rng.choice(candidates_idx, size=min(cfg.num_seeds, len(candidates_idx)), replace=False)
+        obj_idx = np.flatnonzero(scene.object_mask)
+        tree_obj = cKDTree(P[obj_idx])
+        cos_f = np.cos(np.deg2rad(cfg.friction_angle_deg))
+        down = -scene.table_normal
+        reach = g.flange_to_fingertip + g.max_opening
+        partners = tree_obj.query_ball_point(P[seeds], r=g.max_opening - 2 * cfg.width_margin)
+        # The table is handled as a plane; only object points are tested point-wise.
+        neighbourhoods = tree_obj.query_ball_point(P[seeds], r=reach)
+        plane = None if np.isnan(scene.table_offset) else (scene.table_normal, scene.table_offset)
+        grasps: list[Grasp] = []
+        for s, partner_list, local_list in zip(seeds, partners, neighbourhoods):
+            frames = self._candidate_frames(P[s], N[s], P[obj_idx[partner_list]], N[obj_idx[partner_list]], down, cos_f)
+            if not frames:
+                continue
+            local = obj_idx[np.asarray(local_list, dtype=int)]
+            found = self._evaluate(frames, P[local], N[local], down, plane)
+            grasps.extend(sorted(found, key=lambda gr: -gr.score)[: cfg.grasps_per_seed])
+        grasps = [gr for gr in grasps if workspace.contains(gr.position)]
+        return grasp_nms(grasps, cfg.nms_translation, np.deg2rad(cfg.nms_rotation_deg), max_keep=cfg.max_grasps)
+
+    def _candidate_frames(self, p, n, Q, NQ, down, cos_f) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(centre, R) candidates for one seed point p with outward normal n (base frame)."""
+        frames = []
+        # Antipodal pair: nearest opposing contact q inside both friction cones.
+        if len(Q):
+            d = Q - p
+            dist = np.sqrt(np.einsum("ij,ij->i", d, d))
+            u = d / np.maximum(dist, 1e-9)[:, None]
+            ok = (dist > 1e-3) & (u @ -n > cos_f) & (np.einsum("ij,ij->i", NQ, u) > cos_f)
+            if ok.any():
+                k = np.flatnonzero(ok)[np.argmin(dist[ok])]
+                y = u[k]
+                centre = (p + Q[k]) / 2
+                base = _perpendicular(y, down)
+                if base is None:  # closing axis vertical: approach horizontally, away from the robot base
+                    base = _perpendicular(y, np.array([centre[0], centre[1], 0.0]) + 1e-9)
+                if base is not None:
+                    side = _cross(y, base)
+                    for a in np.deg2rad(self.config.approach_angles_deg):
+                        # base is orthogonal to y, so rotating it about y stays in that plane.
+                        z = base * np.cos(a) + side * np.sin(a)
+                        frames.append((centre, np.column_stack([_cross(y, z), y, z])))
+        # Normal approach: along -n, unless that would come from below the table.
+        z = -n
+        if z @ down > -0.25:
+            ref = _perpendicular(z, np.array([1.0, 0.0, 0.0]))
+            if ref is None:
+                ref = _perpendicular(z, np.array([0.0, 1.0, 0.0]))
+            side = _cross(z, ref)
+            for a in np.deg2rad(self.config.closing_angles_deg):
+                y = ref * np.cos(a) + side * np.sin(a)
+                frames.append((p, np.column_stack([_cross(y, z), y, z])))
+        return frames
+
+    def _evaluate(self, frames, Q, NQ, down, plane) -> list[Grasp]:
+        """Check and score all (frame, depth) candidates of one seed.
+
+        Q, NQ: nearby object points and normals (base frame); plane: table
+        (unit normal, offset) or None.
+        """
+        cfg, g = self.config, self.config.gripper
+        depths = np.asarray(sorted(cfg.depths, reverse=True))
+        C = np.array([c for c, _ in frames])
+        R = np.array([r for _, r in frames])
+        nf, nd = len(frames), len(depths)
+        # Points in each candidate gripper frame: (F, M, 3); depth only shifts the boxes along z.
+        L = (Q[None] - C[:, None]) @ R
+        x, y, z = np.abs(L[..., 0]), L[..., 1], L[..., 2]
+        ny = (NQ @ R[:, :, 1].T).T
+        x, y, z, ny = (np.repeat(a[:, None], nd, axis=1).reshape(nf * nd, -1) for a in (x, y, z, ny))
+        dep = np.tile(depths, nf)[:, None]
+        Rk = np.repeat(R, nd, axis=0)
+        Ck = np.repeat(C, nd, axis=0)
+        in_x = x < g.finger_width / 2
+        in_z = (z > dep - g.finger_length) & (z < dep)
+        region = in_x & in_z & (np.abs(y) < g.max_opening / 2)
+        count = region.sum(axis=1)
+        ymin = np.where(region, y, np.inf).min(axis=1)
+        ymax = np.where(region, y, -np.inf).max(axis=1)
+        opening = ymax - ymin + 2 * cfg.width_margin
+        valid = (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
+        if not valid.any():
+            return []
+        shift = np.where(valid, (ymin + ymax) / 2, 0.0)
+        opening = np.where(valid, opening, g.max_opening)
+        ys = np.abs(y - shift[:, None])
+        half = opening[:, None] / 2
+        t = g.finger_thickness
+        finger_hit = in_x & in_z & (ys >= half) & (ys < half + t)
+        palm_z = (z <= dep - g.finger_length) & (z > dep - g.finger_length - g.palm_depth)
+        palm_hit = palm_z & (x < g.palm_width / 2) & (ys < g.max_opening / 2 + t)
+        body_z = (z <= dep - g.finger_length - g.palm_depth) & (z > dep - g.flange_to_fingertip)
+        body_hit = body_z & (x < g.body_half_extent) & (ys < g.body_half_extent)
+        valid &= ~np.any(finger_hit | palm_hit | body_hit, axis=1)
+        if plane is not None:
+            valid &= self._above_table(Ck, Rk, shift, opening, dep[:, 0], plane)
+        if not valid.any():
+            return []
+        # Antipodality from the normals of the outermost points on each side of the closing region.
+        band = 0.003
+        lo = region & (y < ymin[:, None] + band)
+        hi = region & (y > ymax[:, None] - band)
+        n_lo = np.where(lo, ny, 0).sum(axis=1) / np.maximum(lo.sum(axis=1), 1)
+        n_hi = np.where(hi, ny, 0).sum(axis=1) / np.maximum(hi.sum(axis=1), 1)
+        antipodal = 0.5 * (np.clip(-n_lo, 0, 1) + np.clip(n_hi, 0, 1))
+        approach = np.clip(Rk[:, :, 2] @ down, 0, 1)
+        # Clearance: distance from points outside the closing region to the finger boxes.
+        hx = g.finger_width / 2
+        dx = np.maximum(x - hx, 0)
+        dy = np.maximum(np.abs(ys - (half + t / 2)) - t / 2, 0)
+        dz = np.maximum(np.abs(z - (dep - g.finger_length / 2)) - g.finger_length / 2, 0)
+        outside = ~(in_x & in_z & (ys < half))
+        dist = np.where(outside, np.sqrt(dx * dx + dy * dy + dz * dz), np.inf).min(axis=1)
+        clearance = np.clip(dist / cfg.clearance_reference, 0, 1)
+        depth_term = dep[:, 0] / depths.max() if depths.max() > 0 else np.ones(len(dep))
+        score = (
+            cfg.weight_antipodal * antipodal
+            + cfg.weight_approach * approach
+            + cfg.weight_clearance * clearance
+            + cfg.weight_depth * depth_term
+        )
+        out = []
+        for k in np.flatnonzero(valid):
+            pose = np.eye(4)
+            pose[:3, :3] = Rk[k]
+            pose[:3, 3] = Ck[k] + shift[k] * Rk[k][:, 1]
+            out.append(Grasp(pose=pose, width=float(opening[k]), score=float(score[k]), depth=float(dep[k, 0])))
+        return out
+
+    def _above_table(self, C, R, shift, opening, depth, plane) -> np.ndarray:
+        """Mask of candidates whose gripper boxes all stay ``table_clearance`` above the table plane."""
+        n, d = plane
+        g = self.config.gripper
+        nR = np.einsum("i,kij->kj", n, R)  # the table normal in each gripper frame, (K, 3)
+        ok = np.ones(len(C), dtype=bool)
+        for b in range(4):  # fingers (+y, -y), palm, body; same layout as GripperConfig.collision_boxes
+            centres, halves = g.collision_boxes(g.max_opening, 0.0)
+            centre = np.tile(centres[b], (len(C), 1))
+            centre[:, 2] += depth
+            if b < 2:
+                centre[:, 1] = (1 if b == 0 else -1) * (opening / 2 + g.finger_thickness / 2)
+            centre[:, 1] += shift
+            lowest = np.einsum("kj,kj->k", centre, nR) - np.abs(nR) @ halves[b]
+            ok &= C @ n + d + lowest > self.config.table_clearance
+        return ok

@@ -1,0 +1,108 @@
+"""grasp_node: point clouds in, ranked grasps out.
+
+Subscribes: points (sensor_msgs/PointCloud2, camera optical frame, metres).
+Publishes: grasps (geometry_msgs/PoseArray in ``base_frame``, best first, PiPER
+gripper convention z = approach, y = closing), grasp_info
+(std_msgs/Float32MultiArray, one row [width m, score, depth m] per pose),
+scene (PointCloud2 of the workspace cloud in ``base_frame``, for the planner),
+/diagnostics. The camera pose in the base frame is a parameter (hand-eye result).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from geometry_msgs.msg import PoseArray
+from rclpy.node import Node
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+from dkt_grasping.grasp_detection import CloudError, create_grasp_detector
+from dkt_grasping.grasp_detection.antipodal import AntipodalConfig
+from dkt_grasping.grasp_detection.anygrasp import AnyGraspConfig
+from dkt_grasping.workspace import WorkspaceLimits
+from dkt_stack import conversions as cv
+from dkt_stack.config import ConfigError, param
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros.main import run_node
+from dkt_stack.ros.params import declare_and_read
+from dkt_stack.ros.qos import qos_by_name
+from dkt_stack.transforms import make_transform, quat_to_matrix, transform_points
+
+
+@dataclass
+class GraspNodeParams:
+    detector: Literal["antipodal", "anygrasp"] = param("antipodal", help="grasp detector: the open antipodal sampler or the AnyGrasp SDK")
+    base_frame: str = param("base_link", help="robot base frame of the published grasps")
+    camera_pose: list[float] = param(
+        default_factory=lambda: [0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0], help="camera optical frame in the base frame: x y z (m) qx qy qz qw"
+    )
+    qos: str = param("reliable", help="QoS of subscriptions and publishers: sensor_data or reliable")
+    workspace: WorkspaceLimits = param(default_factory=WorkspaceLimits, help="base-frame box for grasp centres")
+    antipodal: AntipodalConfig = param(default_factory=AntipodalConfig, help="antipodal detector settings")
+    anygrasp: AnyGraspConfig = param(default_factory=AnyGraspConfig, help="AnyGrasp SDK settings")
+
+
+def grasp_info_message(grasps) -> Float32MultiArray:
+    """Rows [width m, score, depth m], one per grasp, as a 2-D Float32MultiArray."""
+    msg = Float32MultiArray()
+    msg.layout.dim = [
+        MultiArrayDimension(label="grasp", size=len(grasps), stride=3 * len(grasps)),
+        MultiArrayDimension(label="width_score_depth", size=3, stride=3),
+    ]
+    msg.data = [float(v) for g in grasps for v in (g.width, g.score, g.depth)]
+    return msg
+
+
+class GraspNode(Node):
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("grasp", **node_kwargs)
+        self.params = p = declare_and_read(self, GraspNodeParams)
+        if len(p.camera_pose) != 7:
+            raise ConfigError(f"expected 7 numbers (x y z qx qy qz qw), got {p.camera_pose}", key="camera_pose")
+        self.T_base_camera = make_transform(quat_to_matrix(p.camera_pose[3:]), p.camera_pose[:3])
+        self.diagnostics = NodeDiagnostics(self, hardware_id=f"grasp:{p.detector}")
+        self.detector = create_grasp_detector(p.detector, getattr(p, p.detector))
+        qos = qos_by_name(p.qos)
+        self._pub = self.create_publisher(PoseArray, "grasps", qos)
+        self._pub_info = self.create_publisher(Float32MultiArray, "grasp_info", qos)
+        self._pub_scene = self.create_publisher(PointCloud2, "scene", qos)
+        self._busy = threading.Lock()
+        self._dropped = 0
+        self.create_subscription(PointCloud2, "points", self._on_points, qos)
+        self.diagnostics.set(OK, "waiting for points", detector=p.detector)
+
+    def _on_points(self, msg: PointCloud2) -> None:
+        if not self._busy.acquire(blocking=False):  # still detecting on the previous cloud: keep latency low
+            self._dropped += 1
+            self.diagnostics.update(clouds_dropped=self._dropped)
+            return
+        try:
+            xyz, rgb = cv.cloud_to_points(msg)
+            t0 = time.perf_counter()
+            grasps = self.detector.detect(xyz, rgb, self.T_base_camera, self.params.workspace)
+            ms = (time.perf_counter() - t0) * 1000
+        except (CloudError, cv.ConversionError) as exc:
+            self.diagnostics.set(WARN, f"points: {exc}")
+            return
+        except Exception as exc:  # a detector failure must not kill the node; report it
+            self.diagnostics.set(ERROR, f"grasp detection failed: {exc}")
+            return
+        finally:
+            self._busy.release()
+        header = cv.make_header(self.params.base_frame, stamp=msg.header.stamp)
+        # Scene and info first: planner_node plans when the poses arrive.
+        base_pts = transform_points(self.T_base_camera, xyz[np.all(np.isfinite(xyz), axis=1)])
+        self._pub_scene.publish(cv.points_to_cloud(base_pts.astype(np.float32), header=header))
+        self._pub_info.publish(grasp_info_message(grasps))
+        self._pub.publish(cv.matrices_to_pose_array([g.pose for g in grasps], header))
+        self.diagnostics.set(OK if grasps else WARN, f"{len(grasps)} grasps" if grasps else "no grasp found")
+        self.diagnostics.update(detect_ms=ms, grasps=len(grasps), best_score=grasps[0].score if grasps else 0.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(GraspNode, args)

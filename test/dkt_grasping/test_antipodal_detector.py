@@ -1,0 +1,131 @@
+"""The open antipodal grasp detector on synthetic tabletop clouds of boxes and cylinders."""
+
+import numpy as np
+import pytest
+
+from dkt_grasping.grasp_detection import CloudError, EmptyCloudError, create_grasp_detector
+from dkt_grasping.grasp_detection.antipodal import AntipodalConfig
+from dkt_grasping.gripper import GripperConfig
+from dkt_grasping.synthetic_scene import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
+from dkt_grasping.workspace import WorkspaceLimits
+
+OBJECTS = [Box(0.35, 0.0, (0.04, 0.06, 0.08), yaw=0.3), Cylinder(0.3, 0.15, 0.025, 0.10), Box(0.42, -0.15, (0.05, 0.05, 0.05))]
+CAMERA = np.array([0.05, 0.0, 0.6])
+
+
+def solid_samples(obj, step=0.003):
+    """Points filling an object's volume (base frame), to check grasps against the true solid."""
+    if isinstance(obj, Box):
+        axes = [np.arange(-s / 2, s / 2 + 1e-9, step) for s in obj.size]
+        g = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        c, s = np.cos(obj.yaw), np.sin(obj.yaw)
+        return g @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T + [obj.x, obj.y, obj.size[2] / 2]
+    r = np.arange(-obj.radius, obj.radius + 1e-9, step)
+    g = np.stack(np.meshgrid(r, r, np.arange(0, obj.height + 1e-9, step), indexing="ij"), -1).reshape(-1, 3)
+    return g[np.hypot(g[:, 0], g[:, 1]) <= obj.radius] + [obj.x, obj.y, 0]
+
+
+def inside_object(p, obj, tol):
+    if isinstance(obj, Box):
+        c, s = np.cos(obj.yaw), np.sin(obj.yaw)
+        d = p - [obj.x, obj.y, obj.size[2] / 2]
+        local = np.array([d[0] * c + d[1] * s, -d[0] * s + d[1] * c, d[2]])
+        return bool(np.all(np.abs(local) <= np.array(obj.size) / 2 + tol))
+    return bool(np.hypot(p[0] - obj.x, p[1] - obj.y) <= obj.radius + tol and -tol <= p[2] <= obj.height + tol)
+
+
+def detect(points_base, T=None, **cfg):
+    T = look_at_camera(CAMERA, [0.35, 0.0, 0.0]) if T is None else T
+    det = create_grasp_detector("antipodal", AntipodalConfig(**cfg))
+    return det.detect(to_camera_frame(points_base, T), None, T, WorkspaceLimits())
+
+
+@pytest.fixture(scope="module")
+def grasps():
+    return detect(tabletop_cloud(OBJECTS, density=4e4, table_extent=(0.15, 0.55, -0.25, 0.25)))
+
+
+def test_grasps_are_found_on_every_object(grasps):
+    assert len(grasps) >= 10
+    scores = [g.score for g in grasps]
+    assert scores == sorted(scores, reverse=True)
+    for obj in OBJECTS:
+        assert any(inside_object(g.position, obj, 0.005) for g in grasps), f"no grasp on {obj}"
+
+
+def test_grasps_lie_on_objects_and_fit_the_gripper(grasps):
+    gripper = GripperConfig()
+    for g in grasps:
+        assert any(inside_object(g.position, obj, 0.005) for obj in OBJECTS), g.position
+        assert 0 < g.width <= gripper.max_opening
+        assert 0 <= g.score <= 1
+        np.testing.assert_allclose(g.pose[:3, :3].T @ g.pose[:3, :3], np.eye(3), atol=1e-9)
+
+
+def test_grasps_do_not_collide_with_the_solid_objects_or_table(grasps):
+    gripper = GripperConfig()
+    solids = np.concatenate([solid_samples(o) for o in OBJECTS])
+    tol = 0.003  # the detector works on a 5 mm voxel grid
+    for g in grasps:
+        centres, halves = gripper.collision_boxes(g.width, g.depth)
+        local = (solids - g.position) @ g.pose[:3, :3]  # base -> gripper frame
+        for c, h in zip(centres, halves):
+            inside = np.all(np.abs(local - c) < np.maximum(h - tol, 0), axis=1)
+            assert not inside.any(), f"gripper box {c} hits an object for grasp at {g.position}"
+        # Every box corner stays above the table top (z = 0).
+        corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+        for c, h in zip(centres, halves):
+            world = (c + corners * h) @ g.pose[:3, :3].T + g.position
+            assert world[:, 2].min() > 0.0, f"gripper goes below the table for grasp at {g.position}"
+        # The closing region actually holds part of the object.
+        rc, rh = gripper.closing_region(g.width, g.depth)
+        assert np.all(np.abs(local - rc) < rh, axis=1).any()
+
+
+def test_cylinder_grasps_close_across_the_diameter(grasps):
+    cyl = OBJECTS[1]
+    on_cyl = [g for g in grasps if inside_object(g.position, cyl, 0.005)]
+    assert on_cyl
+    level = [g for g in on_cyl if abs(g.closing[2]) < 0.1]
+    assert level
+    for g in level:
+        # Closing horizontally across an upright cylinder spans its diameter: the opening is that plus the two
+        # 5 mm margins, within the 5 mm voxel slack.
+        assert 2 * cyl.radius + 2 * 0.005 - 0.006 <= g.width <= 2 * cyl.radius + 2 * 0.005 + 0.006
+
+
+def test_single_view_cloud():
+    pts = tabletop_cloud(OBJECTS, density=4e4, camera_position=CAMERA, table_extent=(0.15, 0.55, -0.25, 0.25), noise=0.001)
+    found = detect(pts)
+    assert found
+    assert all(any(inside_object(g.position, o, 0.008) for o in OBJECTS) for g in found)
+
+
+def test_object_wider_than_the_gripper_gets_no_grasp():
+    big = Box(0.35, 0.0, (0.12, 0.12, 0.12))
+    found = detect(tabletop_cloud([big], density=4e4, table_extent=(0.15, 0.55, -0.25, 0.25)))
+    assert all(g.width <= 0.07 for g in found)
+    assert not [g for g in found if inside_object(g.position, big, 0.0) and g.approach[2] < -0.9]  # no top-down grasp across it
+
+
+def test_table_only_gives_no_grasps():
+    assert detect(tabletop_cloud([], density=4e4, table_extent=(0.15, 0.55, -0.25, 0.25))) == []
+
+
+def test_bad_and_empty_clouds():
+    T = look_at_camera(CAMERA, [0.35, 0.0, 0.0])
+    det = create_grasp_detector("antipodal")
+    ws = WorkspaceLimits()
+    with pytest.raises(EmptyCloudError, match="no finite"):
+        det.detect(np.zeros((0, 3), np.float32), None, T, ws)
+    with pytest.raises(EmptyCloudError, match="no finite"):
+        det.detect(np.full((10, 3), np.nan, np.float32), None, T, ws)
+    far = to_camera_frame(np.array([[2.0, 2.0, 0.0]] * 50, np.float32), T)
+    with pytest.raises(EmptyCloudError, match="workspace"):
+        det.detect(far, None, T, ws)
+    with pytest.raises(CloudError, match="Nx3"):
+        det.detect(np.zeros((10, 2), np.float32), None, T, ws)
+    with pytest.raises(CloudError, match="uint8"):
+        det.detect(np.ones((10, 3), np.float32), np.ones((10, 3), np.float32), T, ws)
+    with pytest.raises(ValueError, match="rigid"):
+        det.detect(np.ones((10, 3), np.float32), None, np.eye(4) * 2, ws)

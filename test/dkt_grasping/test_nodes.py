@@ -1,0 +1,56 @@
+"""grasp_node -> planner_node -> arm_node (simulated) in one process on real rclpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+Q_READY = [0.0, 0.8, -0.9, 0.0, 0.5, 0.0]
+
+
+def test_cloud_to_grasp_to_plan_to_arm(ros):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseArray
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState, PointCloud2
+    from trajectory_msgs.msg import JointTrajectory
+
+    from dkt_grasping.nodes.arm_node import ArmNode
+    from dkt_grasping.nodes.grasp_node import GraspNode
+    from dkt_grasping.nodes.planner_node import PlannerNode
+    from dkt_grasping.synthetic_scene import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
+    from dkt_stack import conversions as cv
+    from dkt_stack.ros.diagnostics import OK
+    from dkt_stack.transforms import matrix_to_quat
+
+    cam = np.array([0.05, 0.0, 0.6])
+    T = look_at_camera(cam, [0.3, 0.0, 0.0])
+    pts = tabletop_cloud(
+        [Box(0.3, 0.0, (0.04, 0.05, 0.08), yaw=0.2), Cylinder(0.27, 0.13, 0.025, 0.1)], density=4e4, table_extent=(0.15, 0.5, -0.25, 0.25)
+    )
+    camera_pose = [*T[:3, 3].tolist(), *matrix_to_quat(T[:3, :3]).tolist()]
+    grasp = ros.add_node(GraspNode(context=ros.context, parameter_overrides=[Parameter("camera_pose", value=camera_pose)]))
+    ros.add_node(PlannerNode(context=ros.context))
+    arm = ros.add_node(ArmNode(context=ros.context, parameter_overrides=[Parameter("simulated.initial_q", value=Q_READY)]))
+    grasps = ros.collect(PoseArray, "/grasps")
+    trajs = ros.collect(JointTrajectory, "/joint_trajectory")
+    states = ros.collect(JointState, "/joint_states")
+    diags = ros.collect(DiagnosticArray, "/diagnostics")
+    states.wait(1, timeout=10)
+    pub = ros.publisher(PointCloud2, "/points")
+    ros.wait_for_subscribers(pub)
+    pub.publish(cv.points_to_cloud(to_camera_frame(pts, T), header=cv.make_header("camera_color_optical_frame")))
+    poses = grasps.wait(1, timeout=30)[0]
+    assert poses.header.frame_id == "base_link" and len(poses.poses) > 0
+    traj = trajs.wait(1, timeout=30)[0]
+    names, times, pos, _, _ = cv.joint_trajectory_to_arrays(traj)
+    assert names == ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "gripper"]
+    assert np.all(np.diff(times) > 0)
+    np.testing.assert_allclose(pos[0, :6], Q_READY, atol=1e-9)
+    # The simulated arm runs the plan: it ends at the lifted pose with the gripper closed.
+    final = states.wait(predicate=lambda ms: np.allclose(ms[-1].position[:6], pos[-1, :6], atol=1e-6), timeout=30)[-1]
+    assert final.position[6] == 0.0
+    assert grasp.diagnostics.level == OK and arm.diagnostics.level == OK
+    diags.wait(predicate=lambda ms: any("plan published" in s.message for m in ms for s in m.status), timeout=5)
