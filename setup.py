@@ -18,6 +18,10 @@ PACKAGE = "dkt_stack"
 NODES = {
     "camera_node": "dkt_perception.nodes.camera_node:main",
     "depth_node": "dkt_perception.nodes.depth_node:main",
+    "metric_depth_node": "dkt_perception.nodes.metric_depth_node:main",
+    "grasp_node": "dkt_grasping.nodes.grasp_node:main",
+    "planner_node": "dkt_grasping.nodes.planner_node:main",
+    "arm_node": "dkt_grasping.nodes.arm_node:main",
 }
 
 
@@ -39,7 +43,8 @@ setup(
     packages=find_packages(include=["dkt_stack", "dkt_stack.*", "dkt_perception", "dkt_perception.*", "dkt_grasping", "dkt_grasping.*"])
     + training_packages,
     package_dir={"dkt_training": "training"},
-    package_data={"": ["*.json", "*.yaml", "*.urdf", "*.txt"]},
+    # model configs and the robot description ship inside the packages (never fetched at run time)
+    package_data={"": ["*.json", "*.yaml", "*.urdf", "*.txt", "**/*.json"]},
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -15,7 +15,7 @@ import numpy as np
 
 from dkt_grasping.grasp_detection import create_grasp_detector
 from dkt_grasping.planning import PlanningError, create_planner
-from dkt_grasping.synthetic_scene import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
+from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
 from dkt_grasping.workspace import WorkspaceLimits
 
 #: Start configuration of the planning runs: arm raised above the table (rad).

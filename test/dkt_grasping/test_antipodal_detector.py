@@ -6,7 +6,7 @@ import pytest
 from dkt_grasping.grasp_detection import CloudError, EmptyCloudError, create_grasp_detector
 from dkt_grasping.grasp_detection.antipodal import AntipodalConfig
 from dkt_grasping.gripper import GripperConfig
-from dkt_grasping.synthetic_scene import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
+from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
 from dkt_grasping.workspace import WorkspaceLimits
 
 OBJECTS = [Box(0.35, 0.0, (0.04, 0.06, 0.08), yaw=0.3), Cylinder(0.3, 0.15, 0.025, 0.10), Box(0.42, -0.15, (0.05, 0.05, 0.05))]

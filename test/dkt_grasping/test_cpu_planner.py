@@ -10,7 +10,7 @@ from dkt_grasping.grasp_detection import create_grasp_detector
 from dkt_grasping.planning import GripperCommand, JointTrajectory, PlanningError, create_planner
 from dkt_grasping.planning.cpu_planner import CpuPlannerConfig
 from dkt_grasping.planning.time_parameterization import time_parameterize
-from dkt_grasping.synthetic_scene import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
+from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack.transforms import xyz_rpy_to_transform
 

@@ -20,7 +20,7 @@ def test_cloud_to_grasp_to_plan_to_arm(ros):
     from dkt_grasping.nodes.arm_node import ArmNode
     from dkt_grasping.nodes.grasp_node import GraspNode
     from dkt_grasping.nodes.planner_node import PlannerNode
-    from dkt_grasping.synthetic_scene import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
+    from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
     from dkt_stack import conversions as cv
     from dkt_stack.ros.diagnostics import OK
     from dkt_stack.transforms import matrix_to_quat

@@ -1,4 +1,4 @@
-"""Synthetic tabletop clouds (table plane + boxes + upright cylinders) for tests and benchmarks.
+"""Surface-sampled tabletop clouds (table plane + boxes + upright cylinders) for grasp tests and benchmarks.
 
 Surfaces are sampled uniformly in the base frame (metres, z up, table top at
 ``table_z``); with ``camera_position`` given, only surface points facing the
