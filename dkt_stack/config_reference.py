@@ -21,6 +21,9 @@ SECTIONS: dict[str, str] = {
     "camera_node": "dkt_perception.nodes.camera_node:CameraNodeParams",
     "depth_node": "dkt_perception.nodes.depth_node:DepthNodeParams",
     "metric_depth_node": "dkt_perception.nodes.metric_depth_node:MetricDepthNodeParams",
+    "grasp_node": "dkt_grasping.nodes.grasp_node:GraspNodeParams",
+    "planner_node": "dkt_grasping.nodes.planner_node:PlannerNodeParams",
+    "arm_node": "dkt_grasping.nodes.arm_node:ArmNodeParams",
     "graph files (config/graphs/*.yaml)": "dkt_stack.graph:GraphDescription",
 }
 

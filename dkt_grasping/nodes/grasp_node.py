@@ -5,7 +5,12 @@ Publishes: grasps (geometry_msgs/PoseArray in ``base_frame``, best first, PiPER
 gripper convention z = approach, y = closing), grasp_info
 (std_msgs/Float32MultiArray, one row [width m, score, depth m] per pose),
 scene (PointCloud2 of the workspace cloud in ``base_frame``, for the planner),
-/diagnostics. The camera pose in the base frame is a parameter (hand-eye result).
+grasps/markers (MarkerArray for rviz), /diagnostics.
+Service: ~/detect (std_srvs/Trigger) computes grasps on the latest cloud.
+By default grasps are computed only on request: planner_node plans whenever
+grasps arrive and arm_node executes what it plans, so detecting on every cloud
+(``continuous: true``) makes the arm act on its own. The camera pose in the
+base frame is a parameter (hand-eye result).
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from geometry_msgs.msg import PoseArray
+from geometry_msgs.msg import Point, PoseArray, Vector3
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+from std_msgs.msg import ColorRGBA, Float32MultiArray, MultiArrayDimension
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
 
 from dkt_grasping.grasp_detection import CloudError, create_grasp_detector
 from dkt_grasping.grasp_detection.antipodal import AntipodalConfig
@@ -41,10 +49,31 @@ class GraspNodeParams:
     camera_pose: list[float] = param(
         default_factory=lambda: [0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0], help="camera optical frame in the base frame: x y z (m) qx qy qz qw"
     )
-    qos: str = param("reliable", help="QoS of subscriptions and publishers: sensor_data or reliable")
+    qos: str = param("reliable", help="QoS of the published grasps, info and scene: sensor_data or reliable")
+    points_qos: str = param("sensor_data", help="QoS of the points subscription (metric_depth_node publishes sensor_data)")
+    continuous: bool = param(False, help="detect on every cloud (true) or only when ~/detect is called (false, the safe default)")
+    markers: int = param(10, help="best grasps drawn on grasps/markers")
     workspace: WorkspaceLimits = param(default_factory=WorkspaceLimits, help="base-frame box for grasp centres")
     antipodal: AntipodalConfig = param(default_factory=AntipodalConfig, help="antipodal detector settings")
     anygrasp: AnyGraspConfig = param(default_factory=AnyGraspConfig, help="AnyGrasp SDK settings")
+
+
+def grasp_markers(grasps, header) -> MarkerArray:
+    """An arrow along each grasp's approach (z) ending at the grasp centre, green = best score."""
+    markers = [Marker(header=header, action=Marker.DELETEALL)]
+    top = max((g.score for g in grasps), default=1.0) or 1.0
+    for i, g in enumerate(grasps):
+        tip = g.pose[:3, 3]
+        tail = tip - 0.08 * g.pose[:3, 2]
+        quality = max(0.0, min(1.0, g.score / top))
+        markers.append(
+            Marker(
+                header=header, ns="grasps", id=i, type=Marker.ARROW, action=Marker.ADD,
+                points=[Point(x=float(tail[0]), y=float(tail[1]), z=float(tail[2])), Point(x=float(tip[0]), y=float(tip[1]), z=float(tip[2]))],
+                scale=Vector3(x=0.006, y=0.012, z=0.015), color=ColorRGBA(r=1.0 - quality, g=quality, b=0.1, a=0.9),
+            )
+        )  # fmt: skip
+    return MarkerArray(markers=markers)
 
 
 def grasp_info_message(grasps) -> Float32MultiArray:
@@ -71,16 +100,34 @@ class GraspNode(Node):
         self._pub = self.create_publisher(PoseArray, "grasps", qos)
         self._pub_info = self.create_publisher(Float32MultiArray, "grasp_info", qos)
         self._pub_scene = self.create_publisher(PointCloud2, "scene", qos)
+        self._pub_markers = self.create_publisher(MarkerArray, "grasps/markers", 10)
         self._busy = threading.Lock()
         self._dropped = 0
-        self.create_subscription(PointCloud2, "points", self._on_points, qos)
+        self._latest: PointCloud2 | None = None
+        self.create_subscription(PointCloud2, "points", self._on_points, qos_by_name(p.points_qos))
+        self.create_service(Trigger, "~/detect", self._on_detect, callback_group=ReentrantCallbackGroup())
         self.diagnostics.set(OK, "waiting for points", detector=p.detector)
 
     def _on_points(self, msg: PointCloud2) -> None:
-        if not self._busy.acquire(blocking=False):  # still detecting on the previous cloud: keep latency low
+        self._latest = msg
+        if self.params.continuous:
+            self._detect(msg)
+
+    def _on_detect(self, request, response):
+        if self._latest is None:
+            response.success, response.message = False, "no cloud received yet on points"
+            return response
+        n = self._detect(self._latest, wait=True)
+        response.success = bool(n)
+        response.message = f"{n} grasps" if n else "no grasp found (see diagnostics)"
+        return response
+
+    def _detect(self, msg: PointCloud2, wait: bool = False) -> int:
+        """Detect and publish; returns the number of grasps (0 on failure)."""
+        if not self._busy.acquire(blocking=wait):  # still detecting on the previous cloud: keep latency low
             self._dropped += 1
             self.diagnostics.update(clouds_dropped=self._dropped)
-            return
+            return 0
         try:
             xyz, rgb = cv.cloud_to_points(msg)
             t0 = time.perf_counter()
@@ -88,10 +135,10 @@ class GraspNode(Node):
             ms = (time.perf_counter() - t0) * 1000
         except (CloudError, cv.ConversionError) as exc:
             self.diagnostics.set(WARN, f"points: {exc}")
-            return
+            return 0
         except Exception as exc:  # a detector failure must not kill the node; report it
             self.diagnostics.set(ERROR, f"grasp detection failed: {exc}")
-            return
+            return 0
         finally:
             self._busy.release()
         header = cv.make_header(self.params.base_frame, stamp=msg.header.stamp)
@@ -100,8 +147,10 @@ class GraspNode(Node):
         self._pub_scene.publish(cv.points_to_cloud(base_pts.astype(np.float32), header=header))
         self._pub_info.publish(grasp_info_message(grasps))
         self._pub.publish(cv.matrices_to_pose_array([g.pose for g in grasps], header))
+        self._pub_markers.publish(grasp_markers(grasps[: self.params.markers], header))
         self.diagnostics.set(OK if grasps else WARN, f"{len(grasps)} grasps" if grasps else "no grasp found")
         self.diagnostics.update(detect_ms=ms, grasps=len(grasps), best_score=grasps[0].score if grasps else 0.0)
+        return len(grasps)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -80,7 +80,10 @@ def dispatch(
         return NOT_AVAILABLE_STATUS
     parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=help_text)
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
+    try:  # options may follow positionals (`up GRAPH --print a:=1`)
+        args = parser.parse_intermixed_args(argv[1:])
+    except TypeError:  # parsers with REMAINDER/subcommands cannot intermix
+        args = parser.parse_args(argv[1:])
     return finish(module, args)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -41,8 +43,19 @@ def test_cloud_to_grasp_to_plan_to_arm(ros):
     states.wait(1, timeout=10)
     pub = ros.publisher(PointCloud2, "/points")
     ros.wait_for_subscribers(pub)
+    from std_srvs.srv import Trigger
+    from visualization_msgs.msg import MarkerArray
+
+    markers = ros.collect(MarkerArray, "/grasps/markers")
+    detect = ros.probe.create_client(Trigger, "/grasp/detect")
+    assert not ros.call(detect, Trigger.Request()).success  # no cloud yet: refused, with a reason
     pub.publish(cv.points_to_cloud(to_camera_frame(pts, T), header=cv.make_header("camera_color_optical_frame")))
+    time.sleep(0.5)
+    assert not grasps.messages  # on-request mode (the default): a cloud alone moves nothing
+    reply = ros.call(detect, Trigger.Request(), timeout=30)
+    assert reply.success and reply.message.endswith("grasps")
     poses = grasps.wait(1, timeout=30)[0]
+    assert len(markers.wait(1)[0].markers) == 1 + min(10, len(poses.poses))
     assert poses.header.frame_id == "base_link" and len(poses.poses) > 0
     traj = trajs.wait(1, timeout=30)[0]
     names, times, pos, _, _ = cv.joint_trajectory_to_arrays(traj)

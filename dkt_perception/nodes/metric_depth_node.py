@@ -1,0 +1,119 @@
+"""metric_depth_node: relative disparity + AprilTags -> metric depth and a point cloud.
+
+Subscribes: depth/relative (32FC1), color/image_raw, color/camera_info, and
+aligned_depth_to_color/image_raw when raw-depth anchors are enabled; frames are
+matched by stamp. Publishes: depth/metric (32FC1, m) with depth/camera_info,
+points (PointCloud2 XYZRGB), tags/markers (MarkerArray), /diagnostics (scale,
+shift, residual, inliers, valid flag). An invalid scale publishes nothing but
+diagnostics: never a cloud at a wrong scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from dkt_perception.metric_pipeline import FrameMismatchError, MetricPipeline, MetricPipelineConfig
+from dkt_perception.tag_markers import tag_markers
+from dkt_perception.tags import TagConfig
+from dkt_stack import conversions as cv
+from dkt_stack.config import ConfigError, load_config, param
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros.main import run_node
+from dkt_stack.ros.params import declare_and_read
+from dkt_stack.ros.qos import qos_by_name
+from dkt_stack.stamp_sync import StampSynchronizer
+
+
+@dataclass
+class MetricDepthNodeParams:
+    tags_config: str = param("", help="YAML TagConfig file (family, ids, sizes_m, ...); empty = the metric.tags parameters")
+    base_frame: str = param("base_link", help="frame id of the cloud when cloud.output_frame is base")
+    qos: str = param("sensor_data", help="QoS of subscriptions and publishers: sensor_data or reliable")
+    sync_slop_s: float = param(0.0, help="largest stamp difference between relative depth, colour and raw depth (s)")
+    pipeline: MetricPipelineConfig = param(default_factory=MetricPipelineConfig, help="metric scale and point cloud settings")
+
+
+class MetricDepthNode(Node):
+    def __init__(self) -> None:
+        super().__init__("metric_depth")
+        self.params = p = declare_and_read(self, MetricDepthNodeParams)
+        config = p.pipeline
+        if p.tags_config:
+            tags = load_config(TagConfig, p.tags_config)
+            config = replace(config, metric=replace(config.metric, tags=tags))
+        try:
+            self.pipeline = MetricPipeline(config)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=f"node {self.get_fully_qualified_name()} parameters") from exc
+        self.diagnostics = NodeDiagnostics(self, hardware_id="metric_depth")
+        qos = qos_by_name(p.qos)
+        self._pub_depth = self.create_publisher(Image, "depth/metric", qos)
+        self._pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qos)
+        self._pub_cloud = self.create_publisher(PointCloud2, "points", qos)
+        self._pub_markers = self.create_publisher(MarkerArray, "tags/markers", 10)
+        self._info: CameraInfo | None = None
+        keys = ["relative", "rgb"] + (["raw"] if config.metric.raw.enabled else [])
+        self._sync = StampSynchronizer(keys, slop_ns=int(p.sync_slop_s * 1e9))
+        self.create_subscription(CameraInfo, "color/camera_info", self._on_info, qos)
+        self.create_subscription(Image, "depth/relative", lambda m: self._add("relative", m), qos)
+        self.create_subscription(Image, "color/image_raw", lambda m: self._add("rgb", m), qos)
+        if "raw" in keys:
+            self.create_subscription(Image, "aligned_depth_to_color/image_raw", lambda m: self._add("raw", m), qos)
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self._info = msg
+
+    def _add(self, key: str, msg: Image) -> None:
+        match = self._sync.add(key, cv.stamp_to_ns(msg.header.stamp), msg)
+        if match is not None:
+            self._process(*match)
+
+    def _process(self, stamp_ns: int, msgs: dict) -> None:
+        if self._info is None:
+            self.diagnostics.set(ERROR, "no camera_info received yet on color/camera_info: cannot scale depth")
+            return
+        try:
+            intrinsics = cv.camera_info_to_intrinsics(self._info)
+            rel = msgs["relative"]
+            if rel.encoding != "32FC1":
+                raise cv.ConversionError(f"depth/relative must be 32FC1 relative disparity, got {rel.encoding}")
+            disparity = cv.image_to_numpy(rel)
+            rgb = cv.to_rgb8(cv.image_to_numpy(msgs["rgb"]), msgs["rgb"].encoding)
+            raw = msgs.get("raw")
+            raw_m = cv.depth_to_metres(cv.image_to_numpy(raw), raw.encoding) if raw is not None else None
+            frame = self.pipeline.process(disparity, rgb, intrinsics, stamp_ns, raw_m)
+        except (cv.ConversionError, FrameMismatchError) as exc:
+            self.diagnostics.set(ERROR, f"bad input: {exc}")
+            return
+        result = frame.result
+        header = cv.make_header(rel.header.frame_id, stamp=rel.header.stamp)
+        self._pub_markers.publish(tag_markers(result.tags, header))
+        fit = result.fit
+        figures = {
+            "valid": result.valid,
+            "scale": result.scale if result.scale is not None else float("nan"),
+            "shift": result.shift if result.shift is not None else float("nan"),
+            "tags_seen": len(result.tags),
+            "fit_mode": fit.mode if fit else "none",
+            "residual_median_mm": fit.residual_median_mm if fit else float("nan"),
+            "inlier_ratio": fit.inlier_ratio if fit else float("nan"),
+        }
+        if not result.valid:
+            self.diagnostics.set(WARN, f"invalid scale: {result.reason}", **figures)
+            return
+        self.diagnostics.set(OK, result.reason, **figures, cloud_points=len(frame.cloud) if frame.cloud is not None else 0)
+        self._pub_depth.publish(cv.numpy_to_image(result.depth_m, "32FC1", header))
+        info = cv.intrinsics_to_camera_info(intrinsics, stamp=rel.header.stamp)
+        info.header.frame_id = rel.header.frame_id
+        self._pub_info.publish(info)
+        if frame.cloud is not None:
+            cloud_frame = self.params.base_frame if frame.cloud.frame == "base" else rel.header.frame_id
+            self._pub_cloud.publish(cv.points_to_cloud(frame.cloud.xyz, frame.cloud.rgb, cv.make_header(cloud_frame, stamp=rel.header.stamp)))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(MetricDepthNode, args)
