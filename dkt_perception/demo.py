@@ -58,6 +58,7 @@ class DemoRecorder:
         self.errors_mm: list[float] = []
         self.latency_ms: list[float] = []
         self.cloud_points: list[int] = []
+        self.cloud_times: list[float] = []
         self.last: dict[str, object] = {}
         self.done = threading.Event()
         self.target = 0
@@ -97,6 +98,7 @@ class DemoRecorder:
         with self.lock:
             self.latency_ms.append((now - cv.stamp_to_ns(msg.header.stamp)) / 1e6)
             self.cloud_points.append(int(msg.width * msg.height))
+            self.cloud_times.append(time.monotonic())
             self.last["cloud"] = msg
             if len(self.cloud_points) >= self.target:
                 self.done.set()
@@ -105,11 +107,13 @@ class DemoRecorder:
         def pct(values, q):
             return float(np.percentile(values, q)) if values else None
 
+        t = self.cloud_times
         return {
             "backend": backend,
             "note": note,
             "frames_in": self.frames_in,
             "frames_out": len(self.cloud_points),
+            "rate_hz_out": (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else None,
             "latency_ms_p50": pct(self.latency_ms, 50),
             "latency_ms_p95": pct(self.latency_ms, 95),
             "metric_abs_err_mm_median": pct(self.errors_mm, 50),
@@ -159,13 +163,50 @@ def write_pngs(out: Path, last: dict) -> list[str]:
     return written
 
 
-def run(args: argparse.Namespace) -> int:
+class GraphStopped(RuntimeError):
+    """A node of the observed graph exited, or the frames did not come in time."""
+
+
+def observe_perception_graph(graph, frames: int, timeout_s: float, log_dir: Path) -> tuple[DemoRecorder, float]:
+    """Run a resolved perception graph until ``frames`` clouds arrived; returns the recorder and the wall time.
+
+    The probe subscribes to the camera namespace's colour, ground truth, metric
+    depth and cloud topics. Raises GraphStopped naming the node and its log.
+    """
     from sensor_msgs.msg import Image, PointCloud2
 
-    from dkt_stack.graph import resolve_graph
     from dkt_stack.ros.harness import RosHarness
     from dkt_stack.ros.qos import qos_by_name
     from dkt_stack.runner import GraphRunner
+
+    recorder = DemoRecorder()
+    recorder.target = frames
+    harness = RosHarness()
+    qos = qos_by_name("sensor_data")
+    ns = "/" + graph.node("camera").namespace
+    harness.probe.create_subscription(Image, f"{ns}/color/image_raw", recorder.on_color, qos)
+    harness.probe.create_subscription(Image, f"{ns}/ground_truth/depth", recorder.on_gt, qos)
+    harness.probe.create_subscription(Image, f"{ns}/depth/metric", recorder.on_metric, qos)
+    harness.probe.create_subscription(PointCloud2, f"{ns}/points", recorder.on_points, qos)
+    runner = GraphRunner(graph, log_dir=log_dir)
+    started = time.monotonic()
+    try:
+        runner.start()
+        while not recorder.done.wait(0.5):
+            down = runner.poll()
+            if down:
+                names = ", ".join(f"{p.node.name} (status {p.proc.returncode}, log {log_dir / (p.node.name + '.log')})" for p in down)
+                raise GraphStopped(f"node(s) exited: {names}")
+            if time.monotonic() - started > timeout_s:
+                raise GraphStopped(f"timed out after {timeout_s:.0f} s with {len(recorder.cloud_points)} frames; logs in {log_dir}")
+    finally:
+        runner.stop()
+        harness.close()
+    return recorder, time.monotonic() - started
+
+
+def run(args: argparse.Namespace) -> int:
+    from dkt_stack.graph import resolve_graph
 
     if args.frames < 1:
         print("dkt-stack demo: --frames must be >= 1", file=sys.stderr)
@@ -179,35 +220,15 @@ def run(args: argparse.Namespace) -> int:
         "perception",
         {"camera_source": "synthetic", "backend": backend, "fps": args.fps, "weights_dir": args.weights_dir},
     )
-    recorder = DemoRecorder()
-    recorder.target = args.frames
-    harness = RosHarness()
-    qos = qos_by_name("sensor_data")
-    ns = "/" + graph.node("camera").namespace
-    harness.probe.create_subscription(Image, f"{ns}/color/image_raw", recorder.on_color, qos)
-    harness.probe.create_subscription(Image, f"{ns}/ground_truth/depth", recorder.on_gt, qos)
-    harness.probe.create_subscription(Image, f"{ns}/depth/metric", recorder.on_metric, qos)
-    harness.probe.create_subscription(PointCloud2, f"{ns}/points", recorder.on_points, qos)
-    runner = GraphRunner(graph, log_dir=out / "logs")
-    started = time.monotonic()
     print(f"dkt-stack demo: {len(graph.nodes)} nodes ({', '.join(n.name for n in graph.nodes)}), backend {backend}, {args.frames} frames")
     try:
-        runner.start()
-        while not recorder.done.wait(0.5):
-            down = runner.poll()
-            if down:
-                names = ", ".join(f"{p.node.name} (status {p.proc.returncode}, log {out / 'logs' / (p.node.name + '.log')})" for p in down)
-                print(f"dkt-stack demo: node(s) exited: {names}", file=sys.stderr)
-                return 1
-            if time.monotonic() - started > args.timeout:
-                print(f"dkt-stack demo: timed out after {args.timeout:.0f} s with {len(recorder.cloud_points)} frames; logs in {out / 'logs'}", file=sys.stderr)
-                return 1
-    finally:
-        runner.stop()
-        harness.close()
+        recorder, wall_s = observe_perception_graph(graph, args.frames, args.timeout, out / "logs")
+    except GraphStopped as exc:
+        print(f"dkt-stack demo: {exc}", file=sys.stderr)
+        return 1
     with recorder.lock:
         summary = recorder.summary(backend, note)
-        summary["wall_s"] = round(time.monotonic() - started, 2)
+        summary["wall_s"] = round(wall_s, 2)
         summary["pngs"] = write_pngs(out, recorder.last)
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")

@@ -105,17 +105,22 @@ class ResolvedGraph:
         raise KeyError(f"graph '{self.name}' has no node '{name}' (nodes: {', '.join(n.name for n in self.nodes)})")
 
 
-def graphs_dir() -> Path:
-    """Folder of the shipped graph files (source tree, or share/dkt_stack under ROS)."""
-    here = Path(__file__).resolve().parent.parent / "config" / "graphs"
+def config_dir() -> Path:
+    """The shipped ``config/`` folder (source tree / editable install, or share/dkt_stack under ROS)."""
+    here = Path(__file__).resolve().parent.parent / "config"
     if here.is_dir():
         return here
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        return Path(get_package_share_directory(PACKAGE_NAME)) / "config" / "graphs"
+        return Path(get_package_share_directory(PACKAGE_NAME)) / "config"
     except Exception as exc:  # ament_index missing or package not installed
-        raise ConfigError(f"cannot find the shipped graph files ({exc})") from exc
+        raise ConfigError(f"cannot find the shipped config folder ({exc})") from exc
+
+
+def graphs_dir() -> Path:
+    """Folder of the shipped graph files."""
+    return config_dir() / "graphs"
 
 
 def find_graph(name_or_path: str | os.PathLike) -> Path:

@@ -8,11 +8,13 @@ here, when a launch file runs (they exist only in a ROS 2 installation).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from dkt_stack.graph import ResolvedNode, find_graph, load_graph, resolve_graph
+from dkt_stack.ros.transport import large_data_profile, use_large_data_profile
 
 
 def node_action_kwargs(node: ResolvedNode, params_dir: str | Path) -> dict[str, Any]:
@@ -55,4 +57,6 @@ def graph_launch_description(graph: str):
         params_dir = tempfile.mkdtemp(prefix=f"dkt-stack-{resolved.name}-")
         return [Node(**node_action_kwargs(n, params_dir)) for n in resolved.nodes]
 
-    return LaunchDescription([*declared, OpaqueFunction(function=nodes)])
+    # the same DDS profile `dkt-stack up` uses, unless the user set one (see dkt_stack/ros/transport.py)
+    dds = [SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", large_data_profile())] if use_large_data_profile(dict(os.environ)) else []
+    return LaunchDescription([*declared, *dds, OpaqueFunction(function=nodes)])

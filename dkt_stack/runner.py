@@ -22,6 +22,7 @@ from typing import IO
 
 from dkt_stack.config import ConfigError
 from dkt_stack.graph import ResolvedGraph, ResolvedNode
+from dkt_stack.ros.transport import use_large_data_profile
 
 
 def console_script_target(executable: str) -> str:
@@ -57,6 +58,7 @@ class NodeProcess:
         params_file.write_text(node.params_yaml())
         self.argv = node_command(self.target, node.ros_arguments(params_file))
         self._env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        use_large_data_profile(self._env)
         self.log_path = log_path
         self._stream = stream
         self.restarts = 0

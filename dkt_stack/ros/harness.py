@@ -26,6 +26,8 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+from dkt_stack.ros.transport import use_large_data_profile
+
 
 def isolate_ros_environment(domain_id: int | None = None) -> int:
     """Pick a ROS_DOMAIN_ID for this process (and its children) and keep discovery on localhost."""
@@ -34,6 +36,7 @@ def isolate_ros_environment(domain_id: int | None = None) -> int:
     os.environ["ROS_DOMAIN_ID"] = str(domain_id)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the range above
+    use_large_data_profile()
     return domain_id
 
 
@@ -69,6 +72,7 @@ class RosHarness:
     """An isolated rclpy Context with a background executor."""
 
     def __init__(self, threads: int = 4) -> None:
+        use_large_data_profile()  # no-op when set already; must precede this process's first rclpy.init
         self.context = Context()
         rclpy.init(context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
