@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image
 
 from dkt_perception.depth import DepthConfig, create_backend
 from dkt_perception.depth.interface import DepthFrame, DepthResult
-from dkt_perception.depth_worker import DepthWorker
+from dkt_perception.frame_worker import FrameWorker
 from dkt_perception.visualization import colorize
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
@@ -55,7 +55,7 @@ class DepthNode(Node):
         self._arrival: dict[int, float] = {}
         self._latency_ms: deque[float] = deque(maxlen=100)
         self._out_times: deque[float] = deque(maxlen=100)
-        self.worker = DepthWorker(self.backend, self._on_result, self._on_error, p.queue_size)
+        self.worker = FrameWorker(self.backend.stream, self._on_result, self._on_error, self.backend.reset, p.queue_size)
         self._sync = None
         if p.engine.backend in BACKENDS_USING_SENSOR_DEPTH:
             self._sync = StampSynchronizer(["rgb", "depth"], slop_ns=int(p.sync_slop_s * 1e9))

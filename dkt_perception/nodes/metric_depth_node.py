@@ -2,7 +2,8 @@
 
 Subscribes: depth/relative (32FC1), color/image_raw, color/camera_info, and
 aligned_depth_to_color/image_raw when raw-depth anchors are enabled; frames are
-matched by stamp. Publishes: depth/metric (32FC1, m) with depth/camera_info,
+matched by stamp and handed to a worker thread (newest first, the oldest waiting
+set dropped) so the executor never waits on the fit and the cloud. Publishes: depth/metric (32FC1, m) with depth/camera_info,
 points (PointCloud2 XYZRGB), tags/markers (MarkerArray), /diagnostics (scale,
 shift, residual, inliers, valid flag). An invalid scale publishes nothing but
 diagnostics: never a cloud at a wrong scale.
@@ -16,6 +17,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from dkt_perception.frame_worker import FrameWorker
 from dkt_perception.metric_pipeline import FrameMismatchError, MetricPipeline, MetricPipelineConfig
 from dkt_perception.tag_markers import tag_markers
 from dkt_perception.tags import TagConfig
@@ -34,6 +36,7 @@ class MetricDepthNodeParams:
     base_frame: str = param("base_link", help="frame id of the cloud when cloud.output_frame is base")
     qos: str = param("sensor_data", help="QoS of subscriptions and publishers: sensor_data or reliable")
     sync_slop_s: float = param(0.0, help="largest stamp difference between relative depth, colour and raw depth (s)")
+    queue_size: int = param(1, help="matched frames waiting for the fit and cloud at most; the oldest is dropped first")
     pipeline: MetricPipelineConfig = param(default_factory=MetricPipelineConfig, help="metric scale and point cloud settings")
 
 
@@ -56,6 +59,7 @@ class MetricDepthNode(Node):
         self._pub_cloud = self.create_publisher(PointCloud2, "points", qos)
         self._pub_markers = self.create_publisher(MarkerArray, "tags/markers", 10)
         self._info: CameraInfo | None = None
+        self.worker = FrameWorker(self._compute, self._publish, self._on_error, queue_size=p.queue_size)
         keys = ["relative", "rgb"] + (["raw"] if config.metric.raw.enabled else [])
         self._sync = StampSynchronizer(keys, slop_ns=int(p.sync_slop_s * 1e9))
         self.create_subscription(CameraInfo, "color/camera_info", self._on_info, qos)
@@ -69,15 +73,21 @@ class MetricDepthNode(Node):
 
     def _add(self, key: str, msg: Image) -> None:
         match = self._sync.add(key, cv.stamp_to_ns(msg.header.stamp), msg)
-        if match is not None:
-            self._process(*match)
-
-    def _process(self, stamp_ns: int, msgs: dict) -> None:
+        if match is None:
+            return
         if self._info is None:
             self.diagnostics.set(ERROR, "no camera_info received yet on color/camera_info: cannot scale depth")
             return
+        self.worker.submit((*match, self._info))
+
+    def _on_error(self, exc: Exception) -> None:
+        self.diagnostics.set(ERROR, f"metric depth failed on a frame: {exc}")
+
+    def _compute(self, item) -> list:
+        """Worker thread: messages -> (header, intrinsics, MetricFrame); bad input is reported, not raised."""
+        stamp_ns, msgs, info = item
         try:
-            intrinsics = cv.camera_info_to_intrinsics(self._info)
+            intrinsics = cv.camera_info_to_intrinsics(info)
             rel = msgs["relative"]
             if rel.encoding != "32FC1":
                 raise cv.ConversionError(f"depth/relative must be 32FC1 relative disparity, got {rel.encoding}")
@@ -88,9 +98,12 @@ class MetricDepthNode(Node):
             frame = self.pipeline.process(disparity, rgb, intrinsics, stamp_ns, raw_m)
         except (cv.ConversionError, FrameMismatchError) as exc:
             self.diagnostics.set(ERROR, f"bad input: {exc}")
-            return
+            return []
+        return [(cv.make_header(rel.header.frame_id, stamp=rel.header.stamp), intrinsics, frame)]
+
+    def _publish(self, output) -> None:
+        header, intrinsics, frame = output
         result = frame.result
-        header = cv.make_header(rel.header.frame_id, stamp=rel.header.stamp)
         self._pub_markers.publish(tag_markers(result.tags, header))
         fit = result.fit
         figures = {
@@ -107,12 +120,15 @@ class MetricDepthNode(Node):
             return
         self.diagnostics.set(OK, result.reason, **figures, cloud_points=len(frame.cloud) if frame.cloud is not None else 0)
         self._pub_depth.publish(cv.numpy_to_image(result.depth_m, "32FC1", header))
-        info = cv.intrinsics_to_camera_info(intrinsics, stamp=rel.header.stamp)
-        info.header.frame_id = rel.header.frame_id
+        info = cv.intrinsics_to_camera_info(intrinsics, stamp=header.stamp)
+        info.header.frame_id = header.frame_id
         self._pub_info.publish(info)
         if frame.cloud is not None:
-            cloud_frame = self.params.base_frame if frame.cloud.frame == "base" else rel.header.frame_id
-            self._pub_cloud.publish(cv.points_to_cloud(frame.cloud.xyz, frame.cloud.rgb, cv.make_header(cloud_frame, stamp=rel.header.stamp)))
+            cloud_frame = self.params.base_frame if frame.cloud.frame == "base" else header.frame_id
+            self._pub_cloud.publish(cv.points_to_cloud(frame.cloud.xyz, frame.cloud.rgb, cv.make_header(cloud_frame, stamp=header.stamp)))
+
+    def close(self) -> None:
+        self.worker.close()
 
 
 def main(args: list[str] | None = None) -> int:

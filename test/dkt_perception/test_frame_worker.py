@@ -1,4 +1,4 @@
-"""The depth node's worker: bounded drop-oldest queue, errors reported and recovered."""
+"""The nodes' frame worker: bounded drop-oldest queue, errors reported and recovered."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dkt_perception.depth import DepthConfig, DepthFrame, DepthInputError, create_backend
-from dkt_perception.depth_worker import DepthWorker
+from dkt_perception.frame_worker import FrameWorker
 
 
 class Sink:
@@ -39,7 +39,8 @@ def frame(i, h=24, w=32, depth=1.25):
 
 def test_results_in_order_and_errors_do_not_stop_the_worker():
     sink = Sink()
-    worker = DepthWorker(create_backend("raw", DepthConfig(backend="raw")), sink.result, sink.error, queue_size=100)
+    backend = create_backend("raw", DepthConfig(backend="raw"))
+    worker = FrameWorker(backend.stream, sink.result, sink.error, backend.reset, queue_size=100)
     try:
         worker.submit(frame(0))
         sink.wait_for(1)
@@ -60,7 +61,7 @@ def test_a_burst_drops_the_oldest_frames_and_submit_never_blocks():
     # the real DKT engine (tiny random model) is slow enough on a CPU to fall behind a burst
     backend = create_backend("dkt", DepthConfig(backend="dkt", model="tiny", random_weights=True, height=32, width=32, steps=1))
     sink = Sink()
-    worker = DepthWorker(backend, sink.result, sink.error, queue_size=2)
+    worker = FrameWorker(backend.stream, sink.result, sink.error, backend.reset, queue_size=2)
     try:
         t0 = time.perf_counter()
         for i in range(40):
@@ -82,4 +83,4 @@ def test_a_burst_drops_the_oldest_frames_and_submit_never_blocks():
 
 def test_queue_size_is_validated():
     with pytest.raises(ValueError, match="queue_size must be >= 1"):
-        DepthWorker(create_backend("raw"), print, print, queue_size=0)
+        FrameWorker(print, print, print, queue_size=0)

@@ -1,9 +1,9 @@
-"""Run a depth backend on its own thread behind a bounded, drop-oldest queue.
+"""Run per-frame work on its own thread behind a bounded, drop-oldest queue.
 
-The ROS depth node must never block its executor on a 100+ ms model call: it
-submits frames here and returns. When frames arrive faster than the backend
-runs, the oldest waiting frame is dropped (fresh depth beats complete depth on
-a robot) and counted. Pure Python: no rclpy.
+A node must never block its executor on a 30-300 ms computation (the depth
+model, the metric fit and cloud): it submits frames here and returns. When
+frames arrive faster than the work runs, the oldest waiting frame is dropped
+(fresh depth beats complete depth on a robot) and counted. Pure Python: no rclpy.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from dkt_perception.depth.interface import DepthFrame, DepthResult
+from typing import Any
 
 
 @dataclass
@@ -28,37 +27,40 @@ class WorkerStats:
     busy_ms: deque = field(default_factory=lambda: deque(maxlen=100))
 
 
-class DepthWorker:
-    """Feeds ``backend.stream()`` from a queue on a daemon thread.
+class FrameWorker:
+    """Feeds ``process(frame) -> [results]`` from a queue on a daemon thread.
 
     Args:
-        backend: a DepthBackend (``stream``, ``reset``).
-        on_result: called on the worker thread with each DepthResult.
-        on_error: called on the worker thread with the exception of a failed frame;
-            the backend is then reset (a new sequence starts), the worker keeps going.
+        process: the work; returns the results that became ready (a streaming
+            depth backend returns 0..n per frame).
+        on_result: called on the worker thread with each result.
+        on_error: called on the worker thread with the exception of a failed frame,
+            after ``reset()`` (a new sequence starts); the worker keeps going.
+        reset: called after a failure (e.g. ``backend.reset``), or None.
         queue_size: frames waiting at most; older ones are dropped first.
     """
 
     def __init__(
         self,
-        backend,
-        on_result: Callable[[DepthResult], None],
+        process: Callable[[Any], list[Any]],
+        on_result: Callable[[Any], None],
         on_error: Callable[[Exception], None],
+        reset: Callable[[], None] | None = None,
         queue_size: int = 2,
     ):
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        self.backend = backend
+        self._process, self._reset = process, reset
         self._on_result, self._on_error = on_result, on_error
-        self._queue: deque[DepthFrame] = deque()
+        self._queue: deque[Any] = deque()
         self._queue_size = queue_size
         self._cond = threading.Condition()
         self._stop = False
         self.stats = WorkerStats()
-        self._thread = threading.Thread(target=self._run, name="depth-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="frame-worker", daemon=True)
         self._thread.start()
 
-    def submit(self, frame: DepthFrame) -> None:
+    def submit(self, frame: Any) -> None:
         """Queue a frame (never blocks); drops the oldest waiting frame when full."""
         with self._cond:
             self.stats.submitted += 1
@@ -82,12 +84,13 @@ class DepthWorker:
                 frame = self._queue.popleft()
             t0 = time.perf_counter()
             try:
-                results = self.backend.stream(frame)
+                results = self._process(frame)
             except Exception as exc:  # a bad frame must not kill the node: report, reset, go on
                 self.stats.errors += 1
                 self.stats.last_error = str(exc)
                 try:
-                    self.backend.reset()
+                    if self._reset is not None:
+                        self._reset()
                 finally:
                     self._on_error(exc)
                 continue
