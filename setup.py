@@ -22,6 +22,7 @@ NODES = {
     "grasp_node": "dkt_grasping.nodes.grasp_node:main",
     "planner_node": "dkt_grasping.nodes.planner_node:main",
     "arm_node": "dkt_grasping.nodes.arm_node:main",
+    "trial_node": "dkt_grasping.nodes.trial_node:main",
 }
 
 

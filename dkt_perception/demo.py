@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default="", help="DKT weights folder (default $DKT_WEIGHTS_DIR or ~/.cache/dkt_stack/weights)")
     parser.add_argument("--fps", type=float, default=15.0, help="synthetic camera rate (Hz)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--trials", type=int, default=0, metavar="N",
+        help="also run N simulated grasp trials per surface type (translucent, reflective, diffusive) and print the success-rate report",
+    )  # fmt: skip
 
 
 def choose_backend(requested: str, weights_dir: str) -> tuple[str, str]:
@@ -237,4 +241,10 @@ def run(args: argparse.Namespace) -> int:
         if key not in ("pngs", "note"):
             print(f"  {key:26s} {value if not isinstance(value, float) else round(value, 2)}")
     print(f"dkt-stack demo: wrote {out / 'summary.json'} and {', '.join(summary['pngs'])}")
+    if args.trials > 0:
+        from dkt_grasping.trials.demo import run_demo_trials
+
+        methods = ["raw", "ground_truth"] + (["dkt"] if backend == "dkt" else [])
+        print(f"dkt-stack demo: {args.trials} simulated grasp trial(s) per surface type with {', '.join(methods)}")
+        print(run_demo_trials(args.trials, out / "trials", methods))
     return 0

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from dkt_stack.ros.testing import isolate_ros_environment
+from dkt_stack.ros.harness import isolate_ros_environment
 
 DOMAIN_ID = isolate_ros_environment()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
@@ -20,8 +20,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture
 def ros():
-    """An isolated rclpy context with a spinning executor (see dkt_stack.ros.testing.RosHarness)."""
-    from dkt_stack.ros.testing import RosHarness
+    """An isolated rclpy context with a spinning executor (see dkt_stack.ros.harness.RosHarness)."""
+    from dkt_stack.ros.harness import RosHarness
 
     harness = RosHarness()
     try:
