@@ -38,7 +38,7 @@ def node_action_kwargs(node: ResolvedNode, params_dir: str | Path) -> dict[str, 
 
 def graph_launch_description(graph: str):
     """LaunchDescription declaring the graph's arguments and starting its nodes."""
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
