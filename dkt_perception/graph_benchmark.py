@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> dict:
         "rate_hz_out": float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 else 0.0,
         "latency_ms_p50": float(np.percentile(lat, 50)),
         "latency_ms_p95": float(np.percentile(lat, 95)),
-        "frames_out": int(len(t)),
+        "frames_out": len(t),
         "camera_frames_seen": int(camera_frames),
         "cloud_points_median": float(np.median(rec.cloud_points)),
         "size": f"{args.width}x{args.height}",

@@ -18,7 +18,9 @@ def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None =
     finite = np.isfinite(values)
     if not finite.any():
         return np.broadcast_to(np.asarray(invalid_rgb, np.uint8), (*values.shape, 3)).copy()
-    lo, hi = np.percentile(values[finite], [2, 98]) if vmin is None or vmax is None else (vmin, vmax)
+    # percentiles of a 1/16 subsample: the same limits to within a level, 16x cheaper (a 30 Hz preview)
+    sample = values[::4, ::4][finite[::4, ::4]]
+    lo, hi = np.percentile(sample if sample.size else values[finite], [2, 98]) if vmin is None or vmax is None else (vmin, vmax)
     lo = float(lo if vmin is None else vmin)
     hi = float(hi if vmax is None else vmax)
     scale = 255.0 / max(hi - lo, 1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 from dkt_perception.depth.config import DepthConfig
 from dkt_perception.depth.interface import DepthInputError, WeightsError
 from dkt_perception.depth.registry import create_backend
+from dkt_perception.visualization import colorize
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -19,17 +21,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="video file or folder of images (sorted by name)")
     parser.add_argument("--out", required=True, help="output folder (depth.npz + preview PNGs)")
-    parser.add_argument("--backend", default="dkt", choices=["dkt", "depth_anything_v2"])
-    parser.add_argument("--model", default="1.3b", choices=["1.3b", "tiny"])
+    parser.add_argument("--backend", default="dkt", choices=["dkt", "depth_anything_v2"], help="depth backend (default dkt)")
+    parser.add_argument("--model", default="1.3b", choices=["1.3b", "tiny"], help="DKT architecture (tiny: the test config)")
     parser.add_argument("--random-weights", action="store_true", help="random weights (smoke tests only)")
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--window", type=int, default=21)
-    parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--width", type=int, default=832)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--weights-dir", default="")
-    parser.add_argument("--no-preview", action="store_true")
+    parser.add_argument("--steps", type=int, default=5, help="denoising steps, 1..50 (default 5)")
+    parser.add_argument("--window", type=int, default=21, help="DiT window in latent frames (default 21 = 81 frames)")
+    parser.add_argument("--overlap", type=int, default=3, help="overlap between windows in latent frames (default 3)")
+    parser.add_argument("--height", type=int, default=480, help="model input height, multiple of 16 (default 480)")
+    parser.add_argument("--width", type=int, default=832, help="model input width, multiple of 16 (default 832)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    parser.add_argument("--weights-dir", default="", help="DKT weights folder (default $DKT_WEIGHTS_DIR or ~/.cache/dkt_stack/weights)")
+    parser.add_argument("--lora", default="", help="extra LoRA merged on top (a fine-tuned adapter from `dkt-stack train --export`)")
+    parser.add_argument("--lora-scale", type=float, default=1.0, help="scale of --lora (default 1)")
+    parser.add_argument("--zero-noise", action="store_true", help="start from zeros (one-step deterministic models, with --steps 1)")
+    parser.add_argument("--no-preview", action="store_true", help="write only depth.npz, no PNG previews")
 
 
 def read_frames(path: Path) -> tuple[np.ndarray, list[str]]:
@@ -68,34 +73,25 @@ def write_npz_atomic(path: Path, **arrays) -> None:
             os.remove(tmp)
 
 
-def colourise(disparity: np.ndarray) -> np.ndarray:
-    """(H, W) disparity -> BGR uint8 preview (turbo colour map, min-max over finite pixels)."""
-    import cv2
-
-    ok = np.isfinite(disparity)
-    lo, hi = (disparity[ok].min(), disparity[ok].max()) if ok.any() else (0.0, 1.0)
-    norm = np.where(ok, (disparity - lo) / max(hi - lo, 1e-12), 0)
-    return cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
-
-
 def run(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
     cfg = DepthConfig(backend=args.backend, model=args.model, random_weights=args.random_weights, weights_dir=args.weights_dir,
-                      steps=args.steps, window=args.window, overlap=args.overlap, height=args.height, width=args.width, device=args.device)
+                      steps=args.steps, window=args.window, overlap=args.overlap, height=args.height, width=args.width, device=args.device,
+                      lora_path=args.lora, lora_scale=args.lora_scale, zero_noise=args.zero_noise)
     try:
         rgb, names = read_frames(Path(args.input))
         backend = create_backend(args.backend, cfg)
         result = backend.infer_video(rgb)
     except (DepthInputError, WeightsError) as exc:
-        print(f"dkt-stack depth: {exc}")
+        print(f"dkt-stack depth: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_npz_atomic(out / "depth.npz", disparity=result.disparity, names=np.array(names))
     if not args.no_preview:
         for name, d in tqdm(list(zip(names, result.disparity)), desc="previews", unit="frame"):
-            cv2.imwrite(str(out / f"{Path(name).stem}_disparity.png"), colourise(d))
+            cv2.imwrite(str(out / f"{Path(name).stem}_disparity.png"), colorize(d)[:, :, ::-1])
     print(f"{len(names)} frames -> {out / 'depth.npz'} ({', '.join(f'{k} {v:.0f} ms' for k, v in result.timings_ms.items())})")
     return 0

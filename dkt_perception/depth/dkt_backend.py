@@ -29,7 +29,12 @@ def load_networks(config: DepthConfig, device: torch.device, dtype: torch.dtype)
     from dkt_perception.depth.weights import runtime_weights
 
     if config.random_weights:
-        net = wan_model.build_transformer(config.model, dtype=dtype, device=device, seed=config.seed)
+        if config.lora_path:  # merge in float32 before casting, as for real weights
+            net = wan_model.build_transformer(config.model, dtype=torch.float32, device="cpu", seed=config.seed)
+            merge_extra_lora(net, config)
+            net = wan_model.cast_model(net, dtype, device)
+        else:
+            net = wan_model.build_transformer(config.model, dtype=dtype, device=device, seed=config.seed)
         vae = wan_model.build_vae(config.model, dtype=torch.float32 if device.type == "cpu" else dtype, device=device, seed=config.seed + 1)
         return net, vae, random_text_context(net.config.text_dim, seed=config.seed)
     paths = runtime_weights(config.weights_dir or None)  # raises one clear MissingWeightsError
@@ -40,10 +45,20 @@ def load_networks(config: DepthConfig, device: torch.device, dtype: torch.dtype)
         counts = wan_model.merge_dkt_lora(net, paths.lora)
         log.info("DKT LoRA %s: %d tensors merged", paths.lora.name, sum(counts.values()))
         vae = wan_model.load_vae_single_file(paths.vae, config.model, dtype=torch.float32)
+    merge_extra_lora(net, config)
     net = wan_model.cast_model(net, dtype, device)
     vae = wan_model.cast_model(vae, dtype, device)
     text = load_text_cache(paths.text_cache, net.config.text_dim)
     return net, vae, text
+
+
+def merge_extra_lora(net, config: DepthConfig) -> None:
+    """Merge ``config.lora_path`` (a fine-tuned adapter, either format) into the float32 DiT before casting."""
+    from dkt_perception.depth import wan_model
+
+    if config.lora_path:
+        counts = wan_model.merge_lora_adapter(net, config.lora_path, scale=config.lora_scale)
+        log.info("extra LoRA %s (scale %g): %d tensors merged", config.lora_path, config.lora_scale, sum(counts.values()))
 
 
 def apply_speed_options(net, config: DepthConfig) -> None:
@@ -66,7 +81,8 @@ class DKTBackend:
         apply_speed_options(net, self.config)
         c = self.config
         self.engine = DKTDepthEngine(net, vae, text, steps=c.steps, shift=c.shift, window=c.window, overlap=c.overlap,
-                                     height=c.height, width=c.width, seed=c.seed, rotate_portrait=c.rotate_portrait)
+                                     height=c.height, width=c.width, seed=c.seed, rotate_portrait=c.rotate_portrait,
+                                     zero_noise=c.zero_noise)
         self._stream = self.engine.stream(stride=c.stream_stride, window=c.stream_window)
 
     def _results(self, items) -> list[DepthResult]:

@@ -110,7 +110,8 @@ class DKTDepthEngine:
     """
 
     def __init__(self, transformer, vae, text_context: torch.Tensor, *, steps: int = 5, shift: float = 5.0, window: int = 21,
-                 overlap: int = 3, height: int = 480, width: int = 832, seed: int = 0, rotate_portrait: bool = False) -> None:
+                 overlap: int = 3, height: int = 480, width: int = 832, seed: int = 0, rotate_portrait: bool = False,
+                 zero_noise: bool = False) -> None:
         check_model_size(height, width)
         self.sigmas = dkt_sigmas(steps, shift)
         if window < 1 or not 0 <= overlap < window:
@@ -123,6 +124,7 @@ class DKTDepthEngine:
         self.image = image_context(transformer.config.image_dim, device=self.device, dtype=self.dtype) if transformer.config.image_dim else None
         self.window, self.overlap, self.height, self.width = window, overlap, height, width
         self.seed, self.rotate_portrait = seed, rotate_portrait
+        self.zero_noise = zero_noise  # one-step deterministic models are trained from zero "noise"
         self.z_dim = vae.config.z_dim
 
     # ------------------------------------------------------------ DiT
@@ -143,6 +145,10 @@ class DKTDepthEngine:
             return blended_velocity(lambda xs, cs: self.velocity(xs, cs, sigma), x, rgb_latents, self.window, self.overlap)
 
         return sample_flow_euler(step_velocity, noise.float(), self.sigmas)
+
+    def noise(self, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+        """The sampler's starting point: seeded standard normal noise, or zeros with ``zero_noise``."""
+        return torch.zeros(shape, device=self.device) if self.zero_noise else initial_noise(shape, seed, self.device)
 
     # ------------------------------------------------------------ offline
 
@@ -165,7 +171,7 @@ class DKTDepthEngine:
             enc.reset()
             cond = normalize_latents(self.vae, torch.cat(latents, dim=2).float())
         with timer.stage("denoise"):
-            noise = initial_noise(tuple(cond.shape), self.seed, self.device)
+            noise = self.noise(tuple(cond.shape), self.seed)
             depth = denormalize_latents(self.vae, self.sample_depth_latents(cond, noise))
         out = np.empty((n, rgb.shape[1], rgb.shape[2]), dtype=np.float32)
         dec = CausalDecoderStream(self.vae)
@@ -289,7 +295,7 @@ class DKTStream:
         cond = torch.cat([latent.rgb for latent in lat], dim=2)
         t0 = time.perf_counter()
         # Noise by absolute latent index: overlapping windows start from the same noise for the same latent.
-        noise = torch.cat([initial_noise((1, e.z_dim, 1, *cond.shape[-2:]), e.seed * 1_000_003 + latent.index, e.device) for latent in lat], 2)
+        noise = torch.cat([e.noise((1, e.z_dim, 1, *cond.shape[-2:]), e.seed * 1_000_003 + latent.index) for latent in lat], 2)
         depth = denormalize_latents(e.vae, e.sample_depth_latents(cond, noise)).to(e.vae_dtype)
         _sync(e.device)
         t1 = time.perf_counter()

@@ -111,12 +111,14 @@ def disparity_to_input_size(disparity: torch.Tensor, geom: FrameGeometry) -> np.
 
 
 def disparity_to_model(disparity: np.ndarray | torch.Tensor, height: int = MODEL_HEIGHT, width: int = MODEL_WIDTH,
-                       valid: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
+                       valid: np.ndarray | torch.Tensor | None = None, percentiles: tuple[float, float] | None = None) -> torch.Tensor:
     """Training target: disparity (N, H, W) (any scale) -> (1, 3, N, height, width) in [-1, 1].
 
-    The video is min-max normalised over its valid pixels (one scale and shift
-    for the whole clip, matching the affine-invariant output), invalid pixels
-    set to the far end (0), resized bilinearly and repeated into 3 channels.
+    The video is normalised over its valid pixels with one scale and shift for
+    the whole clip (matching the affine-invariant output): min/max by default,
+    or the given masked ``percentiles`` (e.g. (2, 98), robust to outliers; values
+    beyond them are clipped). Invalid pixels are set to the far end (0), then the
+    clip is resized bilinearly and repeated into 3 channels.
     """
     d = torch.as_tensor(np.asarray(disparity) if not isinstance(disparity, torch.Tensor) else disparity).float()
     if d.ndim != 3 or d.numel() == 0:
@@ -125,7 +127,13 @@ def disparity_to_model(disparity: np.ndarray | torch.Tensor, height: int = MODEL
     ok = torch.isfinite(d) if valid is None else torch.as_tensor(np.asarray(valid)).bool() & torch.isfinite(d)
     if not ok.any():
         raise DepthInputError("disparity has no valid pixels")
-    lo, hi = d[ok].min(), d[ok].max()
-    d01 = torch.where(ok, (d - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(d))
+    if percentiles is None:
+        lo, hi = d[ok].min(), d[ok].max()
+    else:
+        if not 0.0 <= percentiles[0] < percentiles[1] <= 100.0:
+            raise DepthInputError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
+        # numpy: torch.quantile refuses inputs over 2**24 elements (a 21-frame 720p clip has more)
+        lo, hi = (torch.tensor(float(v)) for v in np.percentile(d[ok].double().cpu().numpy(), percentiles))
+    d01 = torch.where(ok, ((d - lo) / (hi - lo).clamp_min(1e-12)).clamp(0.0, 1.0), torch.zeros_like(d))
     d01 = F.interpolate(d01.unsqueeze(1), size=(height, width), mode="bilinear", align_corners=False, antialias=True)
     return (d01 * 2.0 - 1.0).repeat(1, 3, 1, 1).permute(1, 0, 2, 3).unsqueeze(0)

@@ -245,6 +245,50 @@ def merge_dkt_lora(transformer, lora: dict[str, torch.Tensor] | str | Path, scal
     return dict(counts)
 
 
+def _is_diffusers_lora(keys: list[str]) -> bool:
+    """diffusers/peft adapter keys use diffusers module names (attn1/attn2/ffn.net); DiffSynth ones use Wan's."""
+    return any(re.search(r"(^|\.)(attn1|attn2|ffn\.net)\.", k) for k in keys)
+
+
+@torch.no_grad()
+def merge_lora_adapter(transformer, path: str | Path, scale: float = 1.0) -> dict[str, int]:
+    """Merge an extra LoRA into the DiT in place, from either format; returns merged tensors per module kind.
+
+    * DiffSynth format (a ``.safetensors`` file with Wan names, like the DKT
+      release or ``dkt-stack train --export ... --format diffsynth``): merged by
+      :func:`merge_dkt_lora` (``W += scale * B @ A``).
+    * diffusers/peft format (a ``save_lora_adapter`` folder or its
+      ``pytorch_lora_weights.safetensors``): loaded with ``load_lora_adapter``,
+      fused with ``fuse_lora(lora_scale=scale)`` (peft's alpha / r included) and unloaded.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    file = path / "pytorch_lora_weights.safetensors" if path.is_dir() else path
+    if not file.is_file():
+        raise MissingWeightsError(f"missing LoRA adapter {path} (expected a .safetensors file or a folder with pytorch_lora_weights.safetensors)")
+    with safe_open(str(file), framework="pt") as f:
+        keys = list(f.keys())
+    if not _is_diffusers_lora(keys):
+        return merge_dkt_lora(transformer, file, scale=scale)
+    prefix = "transformer" if all(k.startswith("transformer.") for k in keys) else None
+    before = {n for n, _ in transformer.named_parameters()}
+    try:
+        # folder + weight_name: diffusers reads the LoraConfig (alpha) from the file's metadata only this way
+        transformer.load_lora_adapter(str(file.parent), weight_name=file.name, use_safetensors=True, prefix=prefix,
+                                      adapter_name="dkt_extra_lora")
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise WeightsError(f"LoRA adapter {file} does not fit this DiT: {exc}") from exc
+    added = [n for n, _ in transformer.named_parameters() if n not in before and ".lora_A." in n]
+    if not added:
+        raise WeightsError(f"LoRA adapter {file} matched no module of this DiT")
+    transformer.fuse_lora(lora_scale=scale)
+    transformer.unload_lora()
+    counts: Counter[str] = Counter(re.sub(r"^blocks\.\d+\.", "", n.split(".lora_A.")[0]) for n in added)
+    log.info("merged LoRA adapter %s: %d modules", file, sum(counts.values()))
+    return dict(counts)
+
+
 # ---------------------------------------------------------------- diffusers folder
 
 

@@ -58,7 +58,7 @@ def test_nan_and_range_are_dropped(scene):
 
 def test_camera_frame_crop_keeps_exactly_the_points_in_the_box(scene, frame):
     lo, hi = [-0.15, -0.1, 0.5], [0.15, 0.2, 0.8]
-    cloud = CloudBuilder(CloudConfig(crop_min=lo, crop_max=hi, voxel_size_m=0.0)).build(frame.depth_gt_m, scene.intrinsics, frame.rgb)
+    cloud = CloudBuilder(CloudConfig(stride=1, crop_min=lo, crop_max=hi, voxel_size_m=0.0)).build(frame.depth_gt_m, scene.intrinsics, frame.rgb)
     xyz, idx = back_project(frame.depth_gt_m, scene.intrinsics, z_min_m=0.1, z_max_m=2.0)
     inside = crop_box(xyz, lo, hi)
     assert len(cloud) == inside.sum() > 1000
@@ -92,7 +92,7 @@ def test_base_frame_crop_with_an_extrinsic(scene, frame):
 
 def test_voxel_grid_gives_one_point_per_occupied_voxel(scene, frame):
     v = 0.01
-    cfg = CloudConfig(crop_min=[-0.3, -0.3, 0.3], crop_max=[0.3, 0.3, 1.0], voxel_size_m=v)
+    cfg = CloudConfig(stride=1, crop_min=[-0.3, -0.3, 0.3], crop_max=[0.3, 0.3, 1.0], voxel_size_m=v)
     dense = CloudBuilder(cfg).build(frame.depth_gt_m, scene.intrinsics, frame.rgb, downsample=False)
     cloud = CloudBuilder(cfg).build(frame.depth_gt_m, scene.intrinsics, frame.rgb)
     # open3d's grid starts half a voxel below the cloud's minimum corner.

@@ -27,7 +27,7 @@ def test_synthetic_frames_on_realsense_topics(ros, tmp_path):
     gt = ros.collect(Image, "/cam/ground_truth/depth", qos)
     proc = camera(tmp_path, synthetic={"width": 160, "height": 120, "fps": 20.0})
     try:
-        color.wait(5, timeout=30)
+        color.wait(25, timeout=30)
         depth.wait(5, timeout=10)
         info.wait(5, timeout=10)
         gt.wait(5, timeout=10)
@@ -50,8 +50,8 @@ def test_synthetic_frames_on_realsense_topics(ros, tmp_path):
     # the simulated sensor is right on most diffuse pixels and wrong on some (transparent/reflective)
     err = np.abs(raw_m[good] - gt_m[good])
     assert np.median(err) < 0.005 and err.max() > 0.02
-    # frames keep coming at roughly the configured rate
-    t = color.receive_times
+    # frames keep coming at roughly the configured rate (skip the first ones: discovery delivers them in a burst)
+    t = color.receive_times[5:]
     assert 10 < (len(t) - 1) / (t[-1] - t[0]) < 30
 
 
