@@ -28,7 +28,7 @@ class CloudError(ValueError):
 class CloudConfig:
     """How a metric depth image becomes the point cloud the grasp detector sees."""
 
-    stride: int = param(2, help="use every n-th pixel in u and v (2: at 0.7 m pixels are 1.1 mm apart, so a 5 mm voxel grid keeps ~82% of its voxels for ~3x less time)")
+    stride: int = param(1, help="use every n-th pixel in u and v (2 at 640x480: pixels 1.1 mm apart at 0.7 m, a 5 mm voxel grid keeps ~82% of its voxels in ~1/3 of the time)")
     z_min_m: float = param(0.1, help="drop points nearer than this (camera z), m")
     z_max_m: float = param(2.0, help="drop points farther than this (camera z), m")
     crop_frame: Literal["camera", "base"] = param("camera", help="frame the workspace box is given in")

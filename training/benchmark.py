@@ -8,13 +8,13 @@ Generates the tiny dataset in a temporary folder, runs a few warm-up steps
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from dkt_stack.cli.bench import peak_memory_mb
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -25,13 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
     parser.add_argument("--json", action="store_true", help="single-line JSON")
-
-
-def _peak_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -63,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
         "steps": args.steps,
         "steps_per_second": round(args.steps / seconds, 3),
         "ms_per_step": round(1e3 * seconds / args.steps, 1),
-        "peak_memory_mb": round(_peak_mb(device), 1),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
         "batch_size": cfg.batch_size,
         "max_frames": 4 * cfg.max_latent_n + 1,
         "height": cfg.height,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from typing import Any
 
 from dkt_grasping.arm.base import Arm, ArmError, ArmFeedbackLost, ArmState, SetpointLimiter
 from dkt_grasping.planning.base import GraspPlan, GripperCommand
-from dkt_stack.config import from_dict
+from dkt_stack.backends import create_backend
 
 #: name -> (module, class, config class)
 ARMS: dict[str, tuple[str, str, str]] = {
@@ -19,18 +17,7 @@ ARMS: dict[str, tuple[str, str, str]] = {
 
 def create_arm(name: str, config: Any = None) -> Arm:
     """Arm backend ``name`` from a config dataclass, a mapping or None (defaults)."""
-    if name not in ARMS:
-        raise ValueError(f"unknown arm '{name}' (known: {', '.join(sorted(ARMS))})")
-    module_name, cls_name, cfg_name = ARMS[name]
-    module = importlib.import_module(module_name)
-    cfg_cls = getattr(module, cfg_name)
-    if config is None:
-        config = cfg_cls()
-    elif isinstance(config, dict):
-        config = from_dict(cfg_cls, config)
-    elif not (dataclasses.is_dataclass(config) and isinstance(config, cfg_cls)):
-        raise TypeError(f"config for '{name}' must be {cfg_cls.__name__} or a mapping, got {type(config).__name__}")
-    return getattr(module, cls_name)(config)
+    return create_backend("arm", ARMS, name, config)
 
 
 def execute_plan(arm: Arm, plan: GraspPlan) -> ArmState:

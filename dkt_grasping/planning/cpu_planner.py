@@ -50,7 +50,11 @@ class CpuPlannerConfig:
     target_clearance_radius: float = param(
         0.06, help="scene points this close to the grasp are the object, ignored for approach and lift (m)"
     )
-    ompl_time_limit: float = param(1.0, help="RRTConnect time budget per query (s)")
+    ompl_max_checks: int = param(
+        20000, help="RRTConnect budget per query, in collision checks (a count, not seconds, so a plan does not depend on machine load)"
+    )
+    ompl_simplify_checks: int = param(2000, help="path simplification budget, in collision checks")
+    ompl_time_limit: float = param(10.0, help="safety net per query (s): planning stops here even within the check budget")
     ompl_range: float = param(0.3, help="RRTConnect extension step (rad)")
     ik_seeds: int = param(12, help="random IK restarts per pose")
     max_grasp_candidates: int = param(10, help="grasps tried, best first, before giving up")
@@ -235,8 +239,16 @@ class CpuGraspPlanner:
         ss = og.SimpleSetup(space)
         collision = self.collision
 
+        checks = [0]
+        budget = [cfg.ompl_max_checks]
+        deadline = time.perf_counter() + cfg.ompl_time_limit
+
         def valid(state) -> bool:
+            checks[0] += 1
             return not collision.in_collision(np.array([state[i] for i in range(6)]), scene)
+
+        def stop() -> bool:  # seeded RNG + a check budget: the same query gives the same path on any machine
+            return checks[0] >= budget[0] or time.perf_counter() > deadline
 
         ss.setStateValidityChecker(valid)
         si = ss.getSpaceInformation()
@@ -249,10 +261,13 @@ class CpuGraspPlanner:
             ss.setStartAndGoalStates(start, goal)
             planner.setRange(cfg.ompl_range)
             ss.setPlanner(planner)
-            solved = ss.solve(cfg.ompl_time_limit)
+            solved = ss.solve(ob.PlannerTerminationCondition(stop))
             if not solved or not ss.haveExactSolutionPath():
-                raise PlanningError("no_path", f"RRTConnect found no collision-free path to the pre-grasp within {cfg.ompl_time_limit} s")
-            ss.simplifySolution(min(0.5, cfg.ompl_time_limit))
+                raise PlanningError(
+                    "no_path", f"RRTConnect found no collision-free path to the pre-grasp within {checks[0]} collision checks"
+                )
+            budget[0] = checks[0] + cfg.ompl_simplify_checks
+            ss.simplifySolution(ob.PlannerTerminationCondition(stop))
             path = ss.getSolutionPath()
             return np.array([[path.getState(k)[i] for i in range(6)] for k in range(path.getStateCount())])
         finally:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
 import time
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from dkt_perception.depth.config import DepthConfig
 from dkt_perception.depth.dkt_backend import DKTBackend
 from dkt_perception.depth.interface import DepthFrame
+from dkt_stack.cli.bench import peak_memory_mb
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,13 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-stride", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="single-line JSON")
-
-
-def _peak_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -73,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
         "width": args.width,
         "steps": args.steps,
         "ms_per_frame": {k: round(timings[k] / n, 2) for k in ("encode", "denoise", "decode")} | {"total": round(total_ms / n, 2)},
-        "peak_memory_mb": round(_peak_mb(backend.device), 1),
+        "peak_memory_mb": round(peak_memory_mb(backend.device), 1),
         "frames_encoded_per_frame": 1.0 if encoded_per_frame is None and args.mode == "streaming" else encoded_per_frame,
         "load_s": round(load_s, 2),
         "torch_threads": torch.get_num_threads(),

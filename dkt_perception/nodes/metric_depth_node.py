@@ -105,20 +105,11 @@ class MetricDepthNode(Node):
         header, intrinsics, frame = output
         result = frame.result
         self._pub_markers.publish(tag_markers(result.tags, header))
-        fit = result.fit
-        figures = {
-            "valid": result.valid,
-            "scale": result.scale if result.scale is not None else float("nan"),
-            "shift": result.shift if result.shift is not None else float("nan"),
-            "tags_seen": len(result.tags),
-            "fit_mode": fit.mode if fit else "none",
-            "residual_median_mm": fit.residual_median_mm if fit else float("nan"),
-            "inlier_ratio": fit.inlier_ratio if fit else float("nan"),
-        }
+        figures = frame.figures()
         if not result.valid:
             self.diagnostics.set(WARN, f"invalid scale: {result.reason}", **figures)
             return
-        self.diagnostics.set(OK, result.reason, **figures, cloud_points=len(frame.cloud) if frame.cloud is not None else 0)
+        self.diagnostics.set(OK, result.reason, **figures)
         self._pub_depth.publish(cv.numpy_to_image(result.depth_m, "32FC1", header))
         info = cv.intrinsics_to_camera_info(intrinsics, stamp=header.stamp)
         info.header.frame_id = header.frame_id

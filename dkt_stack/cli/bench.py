@@ -37,3 +37,15 @@ def _print(module, args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     return dispatch("dkt-stack bench", "Benchmarks that print one JSON object of figures.", BENCHMARKS, args.target, _print)
+
+
+def peak_memory_mb(device: str = "cpu") -> float:
+    """Peak memory of this process in MiB: CUDA's max allocated on a GPU, else the peak resident set size."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
