@@ -37,7 +37,7 @@ class CuroboUnavailable(ImportError):
 @dataclass
 class CuroboConfig:
     api: Literal["v2", "v1"] = param("v2", help="cuRobo API: v2 MotionPlanner (>= 0.8) or v1 MotionGen (<= 0.7.x)")
-    urdf_path: str = param(str(SHIPPED_URDF), help="PiPER URDF given to cuRobo")
+    urdf_path: str = param("", help="PiPER URDF given to cuRobo; empty = the shipped dkt_grasping/robots/piper.urdf")
     tcp_offset: float = param(DEFAULT_TCP_OFFSET, help="flange to fingertip centre (m); must match the URDF's tcp frame")
     collision: ArmCollisionConfig = param(default_factory=ArmCollisionConfig, help="capsule radii turned into collision spheres")
     spheres_per_link: int = param(4, help="collision spheres along each link capsule")
@@ -92,7 +92,7 @@ def robot_config_dict(cfg: CuroboConfig) -> dict:
     return {
         "robot_cfg": {
             "kinematics": {
-                "urdf_path": cfg.urdf_path,
+                "urdf_path": cfg.urdf_path or str(SHIPPED_URDF),
                 "base_link": "base_link",
                 "ee_link": "tcp",
                 "collision_link_names": list(spheres),
