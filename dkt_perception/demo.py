@@ -171,11 +171,15 @@ class GraphStopped(RuntimeError):
     """A node of the observed graph exited, or the frames did not come in time."""
 
 
-def observe_perception_graph(graph, frames: int, timeout_s: float, log_dir: Path) -> tuple[DemoRecorder, float]:
+def observe_perception_graph(
+    graph, frames: int, timeout_s: float, log_dir: Path, accuracy: bool = True
+) -> tuple[DemoRecorder, float]:
     """Run a resolved perception graph until ``frames`` clouds arrived; returns the recorder and the wall time.
 
-    The probe subscribes to the camera namespace's colour, ground truth, metric
-    depth and cloud topics. Raises GraphStopped naming the node and its log.
+    The probe subscribes to the camera namespace's cloud topic and, with
+    ``accuracy``, to colour, ground truth and metric depth (for the error
+    figures and the PNGs; a benchmark leaves them out so the probe does not
+    compete for the CPU it measures). Raises GraphStopped naming the node and its log.
     """
     from sensor_msgs.msg import Image, PointCloud2
 
@@ -188,9 +192,10 @@ def observe_perception_graph(graph, frames: int, timeout_s: float, log_dir: Path
     harness = RosHarness()
     qos = qos_by_name("sensor_data")
     ns = "/" + graph.node("camera").namespace
-    harness.probe.create_subscription(Image, f"{ns}/color/image_raw", recorder.on_color, qos)
-    harness.probe.create_subscription(Image, f"{ns}/ground_truth/depth", recorder.on_gt, qos)
-    harness.probe.create_subscription(Image, f"{ns}/depth/metric", recorder.on_metric, qos)
+    if accuracy:
+        harness.probe.create_subscription(Image, f"{ns}/color/image_raw", recorder.on_color, qos)
+        harness.probe.create_subscription(Image, f"{ns}/ground_truth/depth", recorder.on_gt, qos)
+        harness.probe.create_subscription(Image, f"{ns}/depth/metric", recorder.on_metric, qos)
     harness.probe.create_subscription(PointCloud2, f"{ns}/points", recorder.on_points, qos)
     runner = GraphRunner(graph, log_dir=log_dir)
     started = time.monotonic()

@@ -33,17 +33,15 @@ def run(args: argparse.Namespace) -> dict:
     graph = resolve_graph("perception", {"camera_source": "synthetic", "backend": "raw", "fps": args.fps})
     graph.node("camera").parameters["synthetic"].update({"width": args.width, "height": args.height})
     with tempfile.TemporaryDirectory(prefix="dkt-bench-graph-") as logs:
-        rec, wall_s = observe_perception_graph(graph, args.frames + args.warmup, args.timeout, Path(logs))
+        rec, wall_s = observe_perception_graph(graph, args.frames + args.warmup, args.timeout, Path(logs), accuracy=False)
     t = np.asarray(rec.cloud_times[args.warmup :])
     lat = np.asarray(rec.latency_ms[args.warmup :])
-    camera_frames = rec.frames_in
     return {
         "rate_hz_in": args.fps,
         "rate_hz_out": float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 else 0.0,
         "latency_ms_p50": float(np.percentile(lat, 50)),
         "latency_ms_p95": float(np.percentile(lat, 95)),
         "frames_out": len(t),
-        "camera_frames_seen": int(camera_frames),
         "cloud_points_median": float(np.median(rec.cloud_points)),
         "size": f"{args.width}x{args.height}",
         "wall_s": round(wall_s, 1),

@@ -5,7 +5,7 @@ fixtures in ``test/conftest.py`` and usable in a user's own tests.
 
 * :func:`isolate_ros_environment` gives the process a unique ``ROS_DOMAIN_ID``
   and localhost-only discovery (call before rclpy is initialised).
-* :class:`RosHarness` owns an rclpy Context and a MultiThreadedExecutor spinning
+* :class:`RosHarness` owns an rclpy Context and an executor spinning
   on a background thread; :meth:`RosHarness.collect` subscribes and waits for
   messages with a timeout.
 * Child-process nodes use :class:`dkt_stack.runner.NodeProcess`, the same
@@ -22,7 +22,7 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -71,11 +71,14 @@ class MessageCollector:
 class RosHarness:
     """An isolated rclpy Context with a background executor."""
 
-    def __init__(self, threads: int = 4) -> None:
+    def __init__(self, threads: int = 1) -> None:
         use_large_data_profile()  # no-op when set already; must precede this process's first rclpy.init
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        # one thread by default: the probe's callbacks are short, and rclpy's multi-threaded executor is CPU-hungry
+        self.executor = (
+            MultiThreadedExecutor(num_threads=threads, context=self.context) if threads > 1 else SingleThreadedExecutor(context=self.context)
+        )
         self._nodes: list[Node] = []
         self.probe = self.add_node(Node("test_probe", context=self.context))
         self._thread = threading.Thread(target=self._spin, daemon=True)
