@@ -166,7 +166,7 @@ class SimulationTrialBackend:
         return self._checksum
 
     def close(self) -> None:
-        pass
+        """Nothing to release: each trial builds its own scene and arm."""
 
     def run_trial(self, trial_index: int, attempt: int, seed: int) -> TrialAttempt:
         """One trial on a fresh scene drawn from ``seed``; the target cycles through the session's targets by index."""

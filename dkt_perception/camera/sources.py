@@ -42,7 +42,7 @@ class SyntheticSource:
         self._index = 0
 
     def open(self) -> None:
-        pass
+        """Nothing to open: the scene is rendered in memory."""
 
     def read(self) -> CameraFrame:
         frame = self.scene.render(self._index)
@@ -57,7 +57,7 @@ class SyntheticSource:
         )
 
     def close(self) -> None:
-        pass
+        """Nothing to close."""
 
 
 def open_source(name: SourceName, realsense: RealSenseConfig, synthetic: SyntheticSourceConfig, frame_id: str):

@@ -69,7 +69,7 @@ class DepthAnythingBackend:
         return []
 
     def reset(self) -> None:
-        pass
+        """Nothing to reset: frames are independent (a per-image model)."""
 
     def infer_video(self, rgb: np.ndarray, raw_depth_m: np.ndarray | None = None) -> VideoDepth:
         check_rgb_video(rgb)

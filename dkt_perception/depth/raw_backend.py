@@ -51,7 +51,7 @@ class RawDepthBackend:
         return []
 
     def reset(self) -> None:
-        pass
+        """Nothing to reset: each frame is passed through on its own."""
 
     def infer_video(self, rgb: np.ndarray, raw_depth_m: np.ndarray | None = None) -> VideoDepth:
         check_rgb_video(rgb)
