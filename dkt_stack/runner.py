@@ -128,6 +128,11 @@ class GraphRunner:
     def start(self) -> GraphRunner:
         if self._log_dir:
             self._log_dir.mkdir(parents=True, exist_ok=True)
+        for node in self.graph.nodes:  # resolve every executable first: a typo starts nothing
+            try:
+                console_script_target(node.executable)
+            except ConfigError as exc:
+                raise ConfigError(f"graph '{self.graph.name}', node {node.fully_qualified_name}: {exc}") from exc
         for node in self.graph.nodes:
             log = self._log_dir / f"{node.name}.log" if self._log_dir else None
             self.processes.append(NodeProcess(node, Path(self._params_dir.name), env=self._env, log_path=log, stream=self._stream))

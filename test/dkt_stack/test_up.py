@@ -72,6 +72,10 @@ def test_up_reports_config_errors_with_file_and_key(tmp_path):
     assert f"{graph}: key 'nodes[0].namespace': expected a string, got 5" in out.stderr
     out = subprocess.run([sys.executable, "-m", "dkt_stack.cli", "up", "perception", "backend=raw"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "graph arguments are written name:=value, got 'backend=raw'" in out.stderr
+    graph.write_text("name: typo\nnodes: [{name: cam, executable: camera_node}, {name: d, executable: dept_node}]\n")
+    out = subprocess.run([sys.executable, "-m", "dkt_stack.cli", "up", str(graph)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "graph 'typo', node /d: no installed executable 'dept_node'" in out.stderr and "started" not in out.stderr
 
 
 def test_up_print_shows_resolved_parameters():
