@@ -21,12 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=9, help="input frames")
     parser.add_argument("--height", type=int, default=128, help="model height (multiple of 16)")
     parser.add_argument("--width", type=int, default=224, help="model width (multiple of 16)")
-    parser.add_argument("--mode", choices=["offline", "streaming"], default="offline")
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--mode", choices=["offline", "streaming"], default="offline", help="infer_video over all frames, or frames pushed one at a time")
+    parser.add_argument("--steps", type=int, default=5, help="denoising steps (default 5)")
     parser.add_argument("--window", type=int, default=21, help="offline DiT window (latents)")
     parser.add_argument("--stream-window", type=int, default=6, help="streaming DiT window (latents)")
-    parser.add_argument("--stream-stride", type=int, default=1)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--stream-stride", type=int, default=1, help="streaming: new latents between DiT runs")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     parser.add_argument("--json", action="store_true", help="single-line JSON")
 
 

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--dir", default="", help="weights folder (default $DKT_WEIGHTS_DIR or ~/.cache/dkt_stack/weights)")
         if name == "check":
             p.add_argument("--no-hash", action="store_true", help="skip sha256 (fast)")
-            p.add_argument("--json", action="store_true")
+            p.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "fetch":
             p.add_argument("--device", default="cpu", help="device for the one-off umT5 pass")
 

@@ -44,13 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--max-frames", type=int, default=0, help="at most this many frames per sequence (0 = all)")
     data.add_argument("--stride", type=int, default=1, help="use every n-th frame")
     data.add_argument("--depth-scale", type=float, default=1000.0, help="ClearPose PNG depth units per metre when no -meta.mat says otherwise")
-    data.add_argument("--model", default="1.3b", choices=["1.3b", "tiny"])
+    data.add_argument("--model", default="1.3b", choices=["1.3b", "tiny"], help="DKT architecture (tiny: the test config)")
     data.add_argument("--random-weights", action="store_true", help="DKT with random weights (smoke tests only)")
-    data.add_argument("--weights-dir", default="")
-    data.add_argument("--device", default="auto")
-    data.add_argument("--steps", type=int, default=5)
-    data.add_argument("--height", type=int, default=480)
-    data.add_argument("--width", type=int, default=832)
+    data.add_argument("--weights-dir", default="", help="DKT weights folder (default $DKT_WEIGHTS_DIR or ~/.cache/dkt_stack/weights)")
+    data.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    data.add_argument("--steps", type=int, default=5, help="denoising steps (default 5)")
+    data.add_argument("--height", type=int, default=480, help="model input height, multiple of 16")
+    data.add_argument("--width", type=int, default=832, help="model input width, multiple of 16")
 
 
 def _row(name: str, metrics, coverage: float) -> dict:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one-line JSON")
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--frames", type=int, default=300, help="frames in the generated bag")
+    parser.add_argument("--width", type=int, default=640, help="image width (px)")
+    parser.add_argument("--height", type=int, default=480, help="image height (px)")
     parser.add_argument("--backend", default="raw", choices=["raw", "dkt"], help="dkt uses the tiny random model (pipeline overhead only)")
-    parser.add_argument("--mode", default="offline", choices=["offline", "streaming"])
-    parser.add_argument("--storage", default="sqlite3", choices=["sqlite3", "mcap"])
+    parser.add_argument("--mode", default="offline", choices=["offline", "streaming"], help="replay mode (see dkt-stack replay)")
+    parser.add_argument("--storage", default="sqlite3", choices=["sqlite3", "mcap"], help="storage of the generated and the output bag")
     parser.add_argument("--no-clouds", action="store_true", help="do not write <ns>/points (clouds are still built by the metric step)")
     parser.add_argument("--cloud-stride", type=int, default=1, help="pipeline.cloud.stride: back-project every n-th pixel (1 = the node's default)")
     parser.add_argument("--workdir", default="", help="folder for the two bags (default: a temporary folder, removed afterwards)")
