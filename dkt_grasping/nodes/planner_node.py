@@ -68,6 +68,7 @@ class PlannerNode(Node):
         self._scene: np.ndarray | None = None
         self._q: np.ndarray | None = None
         self._grasps: PoseArray | None = None
+        self._requests = 0  # planning attempts so far: lets a client tell this attempt's outcome from a stale status
         self.create_subscription(Float32MultiArray, "grasp_info", self._on_info, qos)
         self.create_subscription(PointCloud2, "scene", self._on_scene, qos)
         self.create_subscription(JointState, "joint_states", self._on_joints, qos)
@@ -107,23 +108,25 @@ class PlannerNode(Node):
             self._grasps = self._info = None
         if not self._busy.acquire(blocking=False):
             return  # still planning for earlier grasps
+        self._requests += 1
         try:
             grasps = grasps_from_messages(msg, info)
             t0 = time.perf_counter()
             plan = self.planner.plan_grasp(q, grasps, scene)
             ms = (time.perf_counter() - t0) * 1000
         except PlanningError as exc:
-            self.diagnostics.set(WARN, f"no plan: {exc.reason}", failure=exc.kind)
+            self.diagnostics.set(WARN, f"no plan: {exc.reason}", failure=exc.kind, plan_request=self._requests)
             return
         except Exception as exc:  # report, keep serving
-            self.diagnostics.set(ERROR, f"planning failed: {exc}")
+            self.diagnostics.set(ERROR, f"planning failed: {exc}", plan_request=self._requests)
             return
         finally:
             self._busy.release()
         times, pos, vel, eff = plan_to_arrays(plan, self.params.gripper_dwell_s)
         header = cv.make_header(msg.header.frame_id, stamp=msg.header.stamp)
         self._pub.publish(cv.arrays_to_joint_trajectory([*JOINT_NAMES, GRIPPER_JOINT], times, pos, vel, eff, header))
-        self.diagnostics.set(OK, "plan published", failure="")
+        used = next((i for i, g in enumerate(grasps) if g is plan.grasp), -1)  # index in the received PoseArray
+        self.diagnostics.set(OK, "plan published", failure="", plan_request=self._requests, grasp_index=used)
         self.diagnostics.update(plan_ms=ms, plan_duration_s=float(times[-1]), grasp_score=plan.grasp.score)
 
 

@@ -25,8 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument("--config", help="YAML file with a SessionSpec (command-line options override it)")
     run_p.add_argument("--surface", help="translucent | reflective | diffusive | a custom label")
     run_p.add_argument("--method", help="raw | dkt | depth_anything_v2 | ground_truth (simulation only: oracle)")
-    run_p.add_argument("--backend", choices=["simulation", "rig"], help="trial backend (default simulation)")
-    run_p.add_argument("--arm", help="arm backend: simulated (simulation) or piper (rig)")
+    run_p.add_argument(
+        "--backend",
+        choices=["simulation", "rig"],
+        help="trial backend (default simulation); rig drives a running node graph (start it first: dkt-stack up cobot_magic | simulation)",
+    )
+    run_p.add_argument(
+        "--arm",
+        help="arm: simulated (simulation); on the rig piper (default), simulated, left, right or BACKEND:NAMESPACE such as piper:left",
+    )
     run_p.add_argument("--objects", help="comma-separated target object names (default: every object of the surface type)")
     run_p.add_argument("--trials", type=int, help="trials in the session (default 10)")
     run_p.add_argument("--seed", type=int, help="session seed")

@@ -132,12 +132,9 @@ def test_operator_prompt_retry_skip_abort_and_resume(tmp_path):
 
 
 def test_rig_backend_and_oracle_on_rig_fail_clearly():
-    from dkt_grasping.trials.backend import create_trial_backend
-    from dkt_grasping.trials.rig import RigUnavailableError
     from dkt_grasping.trials.session import SessionSpecError
 
-    with pytest.raises(RigUnavailableError, match="not implemented in this version"):
-        create_trial_backend(SessionSpec(backend="rig", arm="piper"))
+    # the rig backend without a running graph: test_rig_backend.py::test_no_graph_running_is_a_clear_error
     with pytest.raises(SessionSpecError, match="oracle"):
         SessionSpec(backend="rig", arm="piper", method="ground_truth")
     with pytest.raises(SessionSpecError, match="custom surface label 'wood'"):
