@@ -109,6 +109,8 @@ class PlannerNode(Node):
         if not self._busy.acquire(blocking=False):
             return  # still planning for earlier grasps
         self._requests += 1
+        # acknowledge at once (a client can tell "planning" from "never got the grasps")
+        self.diagnostics.set(OK, f"planning request {self._requests}", plan_request=self._requests)
         try:
             grasps = grasps_from_messages(msg, info)
             t0 = time.perf_counter()

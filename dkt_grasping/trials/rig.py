@@ -56,6 +56,8 @@ class RigTimeouts:
     capture_s: float = 10.0  # a cloud stamped after the trial began
     detect_s: float = 30.0  # the detect service's answer
     planning_s: float = 30.0  # joint_trajectory or the planner's refusal
+    acknowledge_s: float = 3.0  # the planner acknowledging the grasps; else they are published again
+    detect_resends: int = 3  # at most this many re-publications of unacknowledged grasps
     execution_s: float = 60.0  # joint_states at the last trajectory point
     settle_s: float = 0.3  # after arriving, before reading the gripper
     joint_tolerance_rad: float = 0.02
@@ -174,7 +176,14 @@ class RigTrialBackend:
             "depth_node diagnostics (/camera/depth)": lambda: self._latest_status("/camera/depth") is not None,
             f"planner diagnostics ({self.ns}/planner)": lambda: self._latest_status(f"{self.ns}/planner") is not None,
             f"arm diagnostics ({self.ns}/arm)": lambda: self._latest_status(f"{self.ns}/arm") is not None,
+            f"colour frames on {self.topics['colour']}": lambda: self.inbox["colour"].seq > 0,
         }
+        # The nodes must also see each other (discovery takes its own time per topic; a grasp published before
+        # the planner subscribed is lost): each of these topics has this probe and one node of the graph on it.
+        probe = self.ros.probe
+        for key, who in (("grasps", "planner"), ("grasp_info", "planner"), ("joint_states", "planner"), ("joint_trajectory", "arm")):
+            topic = self.topics[key]
+            needs[f"{who} subscribed to {topic}"] = lambda topic=topic: probe.count_subscribers(topic) >= 2
         _poll(lambda: True if all(ok() for ok in needs.values()) else None, max(0.0, deadline - time.monotonic()))
         missing = [what for what, ok in needs.items() if not ok()]
         if missing:
@@ -283,7 +292,21 @@ class RigTrialBackend:
         def refusal():
             return next((s for _, s in self._statuses(planner, diag0) if _level(s) > 0 and this_request(s)), None)
 
-        traj = _poll(lambda: next(iter(box["joint_trajectory"].after(seqs["joint_trajectory"])), None) or refusal(), t.planning_s)
+        def acknowledged() -> bool:
+            return any(this_request(s) for _, s in self._statuses(planner, diag0))
+
+        def plan_or_refusal():
+            return next(iter(box["joint_trajectory"].after(seqs["joint_trajectory"])), None) or refusal()
+
+        # The planner acknowledges a request before planning; grasps lost between two nodes (discovery still under
+        # way) are never acknowledged, so publish them again (never when acknowledged: that would plan twice).
+        for _ in range(t.detect_resends):
+            if _poll(lambda: True if acknowledged() or plan_or_refusal() else None, t.acknowledge_s):
+                break
+            out.parameters["detect_resends"] = out.parameters.get("detect_resends", 0) + 1
+            seqs["grasps"], seqs["grasp_info"] = box["grasps"].seq, box["grasp_info"].seq
+            self.ros.call(self.detect, self._Trigger.Request(), timeout=t.detect_s)
+        traj = _poll(plan_or_refusal, t.planning_s)
         out.timings_ms["planning"] = _ms(t0)
         if traj is None or not isinstance(traj, tuple):
             if traj is not None:
