@@ -32,7 +32,7 @@ class CameraNodeParams:
     source: SourceName = param("realsense", help="realsense (live D435), bag (RealSense .bag) or synthetic (tabletop scene with ground truth)")
     frame_id: str = param("camera_color_optical_frame", help="optical frame id of every published image")
     qos: str = param("sensor_data", help="publisher QoS: sensor_data (best effort) or reliable")
-    publish_ground_truth: bool = param(True, help="synthetic source: also publish ground_truth/depth (32FC1, m)")
+    publish_ground_truth: bool = param(True, help="synthetic source: also publish ground_truth/depth (32FC1, m) while someone subscribes")
     reconnect_min_s: float = param(0.5, help="first retry delay after losing the camera (s); doubles up to reconnect_max_s")
     reconnect_max_s: float = param(10.0, help="longest retry delay (s)")
     realsense: RealSenseConfig = param(default_factory=RealSenseConfig, help="live camera and .bag settings")
@@ -101,7 +101,7 @@ class CameraNode(Node):
         if frame.depth_mm is not None:
             self._pub_depth.publish(cv.numpy_to_image(frame.depth_mm, "16UC1", header))
             self._pub_depth_info.publish(info)
-        if self._pub_gt is not None and frame.depth_gt_m is not None:
+        if self._pub_gt is not None and frame.depth_gt_m is not None and self._pub_gt.get_subscription_count() > 0:
             self._pub_gt.publish(cv.numpy_to_image(frame.depth_gt_m, "32FC1", header))
         self._published += 1
         self.diagnostics.update(frames_published=self._published, width=frame.intrinsics.width, height=frame.intrinsics.height)

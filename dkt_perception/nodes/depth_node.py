@@ -36,7 +36,7 @@ BACKENDS_USING_SENSOR_DEPTH = ("raw",)
 class DepthNodeParams:
     queue_size: int = param(2, help="frames waiting for the model at most; the oldest is dropped first")
     qos: str = param("sensor_data", help="QoS of subscriptions and publishers: sensor_data or reliable")
-    publish_preview: bool = param(True, help="publish depth/relative_preview, a colourised rgb8 image for rviz")
+    publish_preview: bool = param(True, help="publish depth/relative_preview, a colourised rgb8 image for rviz, while someone subscribes")
     sync_slop_s: float = param(0.005, help="raw backend: largest stamp difference between colour and depth (s)")
     engine: DepthConfig = param(default_factory=DepthConfig, help="depth engine: backend, weights, device, steps, window")
 
@@ -99,7 +99,7 @@ class DepthNode(Node):
         header = cv.make_header(self._frame_id, stamp_ns=result.stamp_ns)
         disparity = np.ascontiguousarray(result.disparity, dtype=np.float32)
         self._pub.publish(cv.numpy_to_image(disparity, "32FC1", header))
-        if self._pub_preview is not None:
+        if self._pub_preview is not None and self._pub_preview.get_subscription_count() > 0:  # colourising costs ~3 ms
             self._pub_preview.publish(cv.numpy_to_image(colorize(disparity), "rgb8", header))
         now = time.monotonic()
         arrived = self._arrival.pop(result.stamp_ns, None)
