@@ -17,11 +17,11 @@ defaults; regenerate it with ``python -m dkt_grasping.piper_model``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from dkt_stack.atomic_files import write_text_atomic
 from dkt_stack.transforms import matrix_to_rpy
 
 #: Modified-DH parameters (metres, radians), index i = joint i+1.
@@ -95,18 +95,7 @@ def piper_urdf(tcp_offset: float = DEFAULT_TCP_OFFSET, name: str = "piper") -> s
 
 def write_piper_urdf(path: str | os.PathLike = SHIPPED_URDF, tcp_offset: float = DEFAULT_TCP_OFFSET) -> Path:
     """Write :func:`piper_urdf` to ``path`` atomically (temp file + rename)."""
-    path = Path(path)
-    text = piper_urdf(tcp_offset)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, piper_urdf(tcp_offset))
 
 
 if __name__ == "__main__":

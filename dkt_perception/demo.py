@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -215,6 +214,7 @@ def observe_perception_graph(
 
 
 def run(args: argparse.Namespace) -> int:
+    from dkt_stack.atomic_files import write_text_atomic
     from dkt_stack.graph import resolve_graph
 
     if args.frames < 1:
@@ -239,9 +239,7 @@ def run(args: argparse.Namespace) -> int:
         summary = recorder.summary(backend, note)
         summary["wall_s"] = round(wall_s, 2)
         summary["pngs"] = write_pngs(out, recorder.last)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out / "summary.json")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     for key, value in summary.items():
         if key not in ("pngs", "note"):
             print(f"  {key:26s} {value if not isinstance(value, float) else round(value, 2)}")

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from dkt_stack.atomic_files import write_text_atomic
+
 #: section title -> "module:ParamsClass" (a node's parameters, or a config file's schema)
 SECTIONS: dict[str, str] = {
     "camera_node": "dkt_perception.nodes.camera_node:CameraNodeParams",
@@ -79,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(block)
         return 0
     path = Path(args.write)
-    new = replace_block(path.read_text(), block)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
+    write_text_atomic(path, replace_block(path.read_text(), block))
     return 0
 
 

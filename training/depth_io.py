@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dkt_stack.atomic_files import write_bytes_atomic
+
 DEPTH_FORMATS = ("png16", "npy", "exr", "tiff")
 DEFAULT_SCALE = {"png16": 0.001, "npy": 1.0, "exr": 1.0, "tiff": 1.0}
 _BY_SUFFIX = {".png": "png16", ".npy": "npy", ".exr": "exr", ".tif": "tiff", ".tiff": "tiff"}
@@ -133,7 +135,7 @@ def write_depth_png16(path: str | Path, depth_m: np.ndarray, scale: float = 0.00
     ok, buf = cv2.imencode(".png", units.astype(np.uint16))
     if not ok:
         raise DataFormatError(f"could not encode {path}")
-    _atomic_bytes(path, buf.tobytes())
+    write_bytes_atomic(path, buf.tobytes())
     return path
 
 
@@ -143,12 +145,6 @@ def write_rgb(path: str | Path, rgb: np.ndarray) -> Path:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
     if not ok:
         raise DataFormatError(f"could not encode {path}")
-    return _atomic_bytes(Path(path), buf.tobytes())
+    return write_bytes_atomic(Path(path), buf.tobytes())
 
 
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path

@@ -10,11 +10,11 @@ bfloat16 as stored), written atomically, so concurrent writers are safe.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from dkt_stack.atomic_files import atomic_path
 
 
 class LatentCache:
@@ -45,13 +45,6 @@ class LatentCache:
         from safetensors.torch import save_file
 
         p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"rgb": rgb.detach().to("cpu", self.dtype).contiguous(), "depth": depth.detach().to("cpu", self.dtype).contiguous()}, tmp)
-            os.replace(tmp, p)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(p) as tmp:
+            save_file({"rgb": rgb.detach().to("cpu", self.dtype).contiguous(), "depth": depth.detach().to("cpu", self.dtype).contiguous()}, str(tmp))
         return p

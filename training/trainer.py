@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dkt_stack.atomic_files import atomic_path, write_text_atomic
 from dkt_stack.config import to_dict
 from dkt_training.config import TrainConfig
 from dkt_training.cotrain_sampler import CoTrainingSampler
@@ -146,12 +147,6 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise CheckpointError(f"no checkpoint at {path} (expected {STATE_FILE} there, or checkpoints/latest under an output folder)")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class LoraTrainer:
     """One training run. ``networks=(transformer, vae, text)`` skips weight loading (tests, benchmarks)."""
 
@@ -248,7 +243,7 @@ class LoraTrainer:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            _write_text_atomic(root / "latest", final.name + "\n")
+            write_text_atomic(root / "latest", final.name + "\n")
             kept = sorted(p for p in root.glob("step_*") if p.is_dir())
             for old in kept[: max(0, len(kept) - self.config.keep_checkpoints)]:
                 shutil.rmtree(old)
@@ -285,12 +280,10 @@ class LoraTrainer:
             if path.is_file():  # resumed: drop rows the interrupted run wrote after the checkpoint
                 with path.open(newline="") as f:
                     rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
-            tmp = path.with_name(f".{name}.tmp")
-            with tmp.open("w", newline="") as f:
+            with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=cols)
                 w.writeheader()
                 w.writerows(rows)
-            os.replace(tmp, path)
         try:
             from torch.utils.tensorboard import SummaryWriter
 

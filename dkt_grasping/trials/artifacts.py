@@ -7,30 +7,14 @@ half-written file.
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dkt_stack.atomic_files import write_bytes_atomic, write_npz_atomic
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["write_bytes_atomic", "write_npz_atomic", "write_png_atomic"]
 
 
 def write_png_atomic(path: str | Path, rgb: np.ndarray) -> Path:
@@ -44,10 +28,3 @@ def write_png_atomic(path: str | Path, rgb: np.ndarray) -> Path:
     return write_bytes_atomic(path, encoded.tobytes())
 
 
-def write_npz_atomic(path: str | Path, **arrays: np.ndarray) -> Path:
-    """Save named arrays as a compressed .npz, atomically."""
-    if not arrays:
-        raise ValueError("write_npz_atomic needs at least one array")
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-    return write_bytes_atomic(path, buffer.getvalue())

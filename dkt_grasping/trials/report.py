@@ -14,14 +14,13 @@ import io
 import itertools
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dkt_grasping.trials.database import TrialRecord
 from dkt_grasping.trials.session import METHODS, PAPER_SURFACES, method_label
 from dkt_grasping.trials.statistics import fisher_exact_two_sided, success_rate, wilson_interval
+from dkt_stack.atomic_files import atomic_path
 
 _BACKEND_ORDER = ("simulation", "rig")
 
@@ -261,15 +260,9 @@ def plot_report(report: Report, path: str | Path) -> Path:
     ax.set_title("Grasp success per surface type (error bars: Wilson 95 % interval)", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(3, len(report.rows)), frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
     return path

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from dkt_perception.depth.config import DepthConfig
 from dkt_perception.depth.interface import DepthInputError, WeightsError
 from dkt_perception.depth.registry import create_backend
 from dkt_perception.visualization import colorize
+from dkt_stack.atomic_files import write_npz_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -60,17 +59,6 @@ def read_frames(path: Path) -> tuple[np.ndarray, list[str]]:
     if len({f.shape for f in frames}) != 1:
         raise DepthInputError(f"frames in {path} have different sizes")
     return np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]), names
-
-
-def write_npz_atomic(path: Path, **arrays) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,13 +13,12 @@ text tokens, so the padding to 512 is required, not cosmetic.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from dkt_perception.depth.interface import MissingWeightsError, WeightsError
+from dkt_stack.atomic_files import atomic_path
 
 TEXT_TOKENS = 512
 IMAGE_TOKENS = 257
@@ -50,16 +49,9 @@ def save_text_cache(embedding: torch.Tensor, path: str | Path, prompt: str = DEF
     path = Path(path)
     if embedding.ndim != 3 or embedding.shape[:2] != (1, TEXT_TOKENS):
         raise WeightsError(f"text embedding must be (1, {TEXT_TOKENS}, D), got {tuple(embedding.shape)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        n_tokens = int((embedding[0].abs().sum(-1) > 0).sum())
-        save_file({"text": embedding.float().contiguous()}, tmp, metadata={"prompt": prompt, "tokens": str(n_tokens)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    n_tokens = int((embedding[0].abs().sum(-1) > 0).sum())
+    with atomic_path(path) as tmp:
+        save_file({"text": embedding.float().contiguous()}, str(tmp), metadata={"prompt": prompt, "tokens": str(n_tokens)})
     return path
 
 
