@@ -72,6 +72,21 @@ class MetricPipeline:
             stamp_ns: frame stamp in ns (drives the temporal filter and its timeout).
             raw_depth_m: optional (H, W) float32 sensor depth in metres.
         """
+        return self.add_cloud(self.scale(disparity, rgb, intrinsics, stamp_ns, raw_depth_m), rgb, intrinsics)
+
+    def scale(
+        self,
+        disparity: np.ndarray,
+        rgb: np.ndarray,
+        intrinsics: CameraIntrinsics,
+        stamp_ns: int,
+        raw_depth_m: np.ndarray | None = None,
+    ) -> MetricFrame:
+        """The first half of :meth:`process` (tags, fit, filter, metric depth); ``cloud`` stays None.
+
+        Frames must come in order (the temporal filter); :meth:`add_cloud` may then
+        run on another thread, as the replay does.
+        """
         size = (intrinsics.height, intrinsics.width)
         if disparity.shape != size or rgb.shape[:2] != size:
             raise FrameMismatchError(
@@ -82,6 +97,11 @@ class MetricPipeline:
             raise FrameMismatchError(f"raw depth {raw_depth_m.shape[1]}x{raw_depth_m.shape[0]} does not match camera_info {intrinsics.width}x{intrinsics.height}")
         t0 = time.perf_counter()
         result = self.estimator.update(disparity, rgb, intrinsics, stamp_ns, raw_depth_m)
-        t1 = time.perf_counter()
+        return MetricFrame(result, None, {"metric": (time.perf_counter() - t0) * 1e3})
+
+    def add_cloud(self, frame: MetricFrame, rgb: np.ndarray, intrinsics: CameraIntrinsics) -> MetricFrame:
+        """The second half of :meth:`process`: the cloud of a valid frame (stateless: any thread)."""
+        t0 = time.perf_counter()
+        result = frame.result
         cloud = self.clouds.build(result.depth_m, intrinsics, rgb) if result.valid and result.depth_m is not None else None
-        return MetricFrame(result, cloud, {"metric": (t1 - t0) * 1e3, "cloud": (time.perf_counter() - t1) * 1e3})
+        return MetricFrame(result, cloud, {**frame.timings_ms, "cloud": (time.perf_counter() - t0) * 1e3})

@@ -102,6 +102,38 @@ def _perpendicular(v: np.ndarray, hint: np.ndarray) -> np.ndarray | None:
     return p / n if n > 0.2 else None
 
 
+def ransac_plane(points: np.ndarray, threshold: float, iterations: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The plane with the most points within ``threshold`` (m), refitted to its inliers by least squares.
+
+    Deterministic for a given ``rng`` state. Returns ((a, b, c, d) with unit (a, b, c): a x + b y + c z + d = 0,
+    indices of the inliers); a zero plane and no inliers when fewer than 3 points are given.
+    """
+    P = np.asarray(points, dtype=np.float64)
+    if len(P) < 3:
+        return np.zeros(4), np.zeros(0, dtype=np.int64)
+    idx = rng.integers(0, len(P), size=(iterations, 3))
+    a, b, c = P[idx[:, 0]], P[idx[:, 1]], P[idx[:, 2]]
+    normals = np.cross(b - a, c - a)
+    norms = np.linalg.norm(normals, axis=1)
+    usable = norms > 1e-12
+    normals[usable] /= norms[usable, None]
+    offsets = -np.einsum("ij,ij->i", normals, a)
+    counts = np.full(iterations, -1)
+    for start in range(0, iterations, 32):  # (N, 32) distance blocks: bounded memory
+        sl = slice(start, start + 32)
+        counts[sl] = (np.abs(P @ normals[sl].T + offsets[sl]) <= threshold).sum(axis=0)
+    counts[~usable] = -1
+    best = int(np.argmax(counts))
+    if counts[best] < 3:
+        return np.zeros(4), np.zeros(0, dtype=np.int64)
+    inliers = np.flatnonzero(np.abs(P @ normals[best] + offsets[best]) <= threshold)
+    centroid = P[inliers].mean(axis=0)
+    n = np.linalg.svd(P[inliers] - centroid, full_matrices=False)[2][2]  # least-squares normal of the inliers
+    d = -float(n @ centroid)
+    inliers = np.flatnonzero(np.abs(P @ n + d) <= threshold)
+    return np.array([*n, d]), inliers
+
+
 class AntipodalGraspDetector:
     """CPU grasp detector for the PiPER gripper; see the module docstring for the method."""
 
@@ -121,8 +153,9 @@ class AntipodalGraspDetector:
         P, N = np.asarray(pcd.points), np.asarray(pcd.normals)
         up = np.array([0.0, 0.0, 1.0])
         table_normal, offset, object_mask = up, float("nan"), np.ones(len(P), dtype=bool)
-        o3d.utility.random.seed(cfg.seed)
-        plane, inliers = pcd.segment_plane(distance_threshold=cfg.table_distance, ransac_n=3, num_iterations=200)
+        # Our own RANSAC, not open3d's segment_plane: that one runs its iterations on parallel threads that
+        # share one random generator, so the same cloud can give different planes (and grasps) run to run.
+        plane, inliers = ransac_plane(P, cfg.table_distance, 200, np.random.default_rng(cfg.seed))
         n = np.asarray(plane[:3], dtype=np.float64)
         scale = np.linalg.norm(n)
         if scale > 0 and len(inliers) >= 0.1 * len(P):

@@ -87,6 +87,7 @@ class CpuGraspPlanner:
         t0 = time.perf_counter()
         if not grasps:
             raise PlanningError("unreachable", "no grasp candidates were given")
+        self._rng = np.random.default_rng(self.config.seed)  # a plan depends on its request only, not on earlier requests
         scene = SceneCollision(scene_points, self.config.collision.voxel_size)
         q_start = self._check_start(q_start, scene)
         failures = []
@@ -103,6 +104,7 @@ class CpuGraspPlanner:
 
     def plan_to_pose(self, q_start: np.ndarray, T_target: np.ndarray, scene_points: np.ndarray | None) -> JointTrajectory:
         """Collision-free timed motion to a tcp pose (4x4, base frame, m)."""
+        self._rng = np.random.default_rng(self.config.seed)
         scene = SceneCollision(scene_points, self.config.collision.voxel_size)
         q_start = self._check_start(q_start, scene)
         self._check_workspace(np.asarray(T_target)[:3, 3], "target")

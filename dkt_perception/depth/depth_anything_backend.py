@@ -29,6 +29,7 @@ def model_input_size(height: int, width: int, short_side: int, multiple: int = 1
 
 class DepthAnythingBackend:
     name = "depth_anything_v2"
+    video_context = False
 
     def __init__(self, config: DepthConfig | None = None, *, model=None) -> None:
         from dkt_perception.depth.dkt_backend import resolve_device

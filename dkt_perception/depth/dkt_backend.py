@@ -72,6 +72,7 @@ class DKTBackend:
     """DKT-1.3B (or the tiny config) behind the depth interface."""
 
     name = "dkt"
+    video_context = True
 
     def __init__(self, config: DepthConfig | None = None, *, networks=None) -> None:
         self.config = config or DepthConfig()

@@ -67,6 +67,9 @@ class DepthBackend(Protocol):
 
     name: str
     device: str
+    #: True when a frame's output depends on the frames around it (DKT's video window);
+    #: False for per-image backends, whose ``infer_video`` equals frame-by-frame ``stream``
+    video_context: bool
 
     def stream(self, frame: DepthFrame) -> list[DepthResult]: ...
 

@@ -34,6 +34,7 @@ def inverse_depth(depth_m: np.ndarray) -> np.ndarray:
 
 class RawDepthBackend:
     name = "raw"
+    video_context = False
     device = "cpu"
 
     def __init__(self, config: DepthConfig | None = None) -> None:

@@ -176,7 +176,7 @@ class BagWriter:
         return conn
 
     def write_raw(self, topic: str, msgtype: str, timestamp: int, data: bytes, msgdef: str | None = None, rihs01: str | None = None) -> None:
-        """Copy already-serialised bytes (input topics keep their own type definitions)."""
+        """Write already-serialised bytes; without ``msgdef`` the type definition is Kilted's."""
         self._writer.write(self._connection(topic, msgtype, msgdef, rihs01), timestamp, data)
         self.written += 1
 
@@ -203,9 +203,13 @@ class BagWriter:
 
     def write(self, topic: str, msg, timestamp: int) -> None:
         """Serialise an rclpy message and write it."""
-        from rclpy.serialization import serialize_message
+        msgtype, data = serialise(msg)
+        self.write_raw(topic, msgtype, timestamp, data)
 
-        module = type(msg).__module__.split(".")[0]
-        msgtype = f"{module}/msg/{type(msg).__name__}"
-        self._writer.write(self._connection(topic, msgtype), timestamp, serialize_message(msg))
-        self.written += 1
+
+def serialise(msg) -> tuple[str, bytes]:
+    """An rclpy message -> (``pkg/msg/Name``, CDR bytes), for :meth:`BagWriter.write_raw` (thread-safe: no writer state)."""
+    from rclpy.serialization import serialize_message
+
+    module = type(msg).__module__.split(".")[0]
+    return f"{module}/msg/{type(msg).__name__}", serialize_message(msg)

@@ -27,10 +27,31 @@ source's own type definitions), plus, in the colour camera's namespace ``<ns>``
   * ``/diagnostics`` (scale, shift, residual, inliers, valid) for every frame.
 Outputs carry the colour image's header stamp and frame id and are written at
 the colour message's bag timestamp. The input bag is only read.
+
+Per-image backends (``raw``, ``depth_anything_v2``: ``video_context`` False) give
+the same result whatever frames they see together, so ``offline`` runs them
+``PER_IMAGE_CHUNK`` frames per call: bounded memory, no wait for the whole bag.
+
+Threads: the work runs as four stages joined by short bounded queues, so
+reading, computing and writing overlap on a multi-core machine (numpy, OpenCV,
+AprilTag, sqlite and file I/O release the GIL):
+  1. the calling thread reads the bag, queues the input messages' copies and
+     assembles frames;
+  2. ``replay-depth``: depth backend, then the metric scale (in frame order: the
+     temporal filter);
+  3. ``replay-outputs``: point cloud, output messages, serialisation;
+  4. ``replay-write``: every write to the output bag, in queue order (one writer).
+A failing stage lets the stages after it finish what they hold and stops the
+ones before it; an error in the input (a corrupt frame, a truncated bag) first
+lets the frames read before it finish. The partial output is closed, readable,
+and holds everything up to the failure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field, replace
@@ -42,7 +63,16 @@ from rosbags.rosbag2 import StoragePlugin
 
 from dkt_perception.depth import DepthConfig, DepthFrame, DepthInputError, create_backend
 from dkt_perception.metric_pipeline import FrameMismatchError, MetricFrame, MetricPipeline, MetricPipelineConfig
-from dkt_perception.replay.bag_io import BagError, BagTopics, BagWriter, iter_connection_messages, open_reader, resolve_topics, storage_of
+from dkt_perception.replay.bag_io import (
+    BagError,
+    BagTopics,
+    BagWriter,
+    iter_connection_messages,
+    open_reader,
+    resolve_topics,
+    serialise,
+    storage_of,
+)
 from dkt_perception.replay.frames import BagFrame, FrameAssembler
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
@@ -50,6 +80,11 @@ from dkt_stack.config import param
 #: backends that need the sensor's depth (mirrors depth_node's BACKENDS_USING_SENSOR_DEPTH)
 BACKENDS_USING_SENSOR_DEPTH = ("raw",)
 DIAGNOSTIC_NAME = "replay: metric_depth"
+#: offline mode: frames per infer_video call of a per-image backend (same result as any other chunking)
+PER_IMAGE_CHUNK = 8
+#: depth of the queues between the stages (frames, writes): enough to ride over jitter, little memory
+FRAME_QUEUE = 4
+WRITE_QUEUE = 32
 
 
 @dataclass
@@ -62,7 +97,9 @@ class ReplayConfig:
     raw_depth_topic: str = param("", help="aligned raw depth topic (16UC1 mm, 32FC1 m or compressedDepth); empty = realsense2_camera's if present")
     storage: Literal["", "sqlite3", "mcap"] = param("", help="output storage; empty = the input's")
     sync_slop_s: float = param(0.005, help="largest header-stamp difference between a colour image and its raw depth, s")
-    offline_chunk_frames: int = param(0, help="offline: frames per infer_video call; 0 = the whole bag in one call")
+    offline_chunk_frames: int = param(
+        0, help="offline: frames per infer_video call; 0 = the whole bag in one call for DKT, 8 for per-image backends (raw, depth_anything_v2)"
+    )
     base_frame: str = param("base_link", help="frame id of the cloud when pipeline.cloud.output_frame is base")
     write_clouds: bool = param(True, help="write <ns>/points")
     force: bool = param(False, help="overwrite an existing output bag")
@@ -96,32 +133,39 @@ class ReplaySummary:
 
 
 class _Timer:
-    """Accumulates wall time per stage."""
+    """Accumulates wall time per stage (from any of the stage threads)."""
 
     def __init__(self) -> None:
         self.total_ms: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     def add(self, stage: str, ms: float) -> None:
-        self.total_ms[stage] += ms
+        with self._lock:
+            self.total_ms[stage] += ms
 
     def since(self, stage: str, t0: float) -> float:
         now = time.perf_counter()
-        self.total_ms[stage] += (now - t0) * 1e3
+        self.add(stage, (now - t0) * 1e3)
         return now
 
 
 class _OutputWriter:
-    """Writes the depth outputs of one frame, exactly the messages the two nodes publish."""
+    """Builds and serialises the depth outputs of one frame, exactly the messages the two nodes publish.
 
-    def __init__(self, writer: BagWriter, topics: BagTopics, config: ReplayConfig, timer: _Timer):
+    ``sink(topic, msgtype, bag_ns, cdr_bytes)`` receives them (set by :class:`_Stages`: the write stage's queue).
+    """
+
+    def __init__(self, topics: BagTopics, config: ReplayConfig, timer: _Timer):
         ns = topics.namespace
-        self.writer, self.config, self.timer = writer, config, timer
+        self.config, self.timer = config, timer
+        self.sink = None
         self.relative, self.metric, self.info, self.points = (f"{ns}/depth/relative", f"{ns}/depth/metric", f"{ns}/depth/camera_info", f"{ns}/points")
         self.frames_relative = self.frames_metric = self.clouds = 0
         self.topics_written: set[str] = set()
 
     def _write(self, topic: str, msg, bag_ns: int) -> None:
-        self.writer.write(topic, msg, bag_ns)
+        msgtype, data = serialise(msg)
+        self.sink(topic, msgtype, bag_ns, data)
         self.topics_written.add(topic)
 
     def write(self, frame: BagFrame, disparity: np.ndarray, metric: MetricFrame) -> None:
@@ -152,7 +196,7 @@ class _OutputWriter:
             values=[KeyValue(key=k, value=f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in sorted(figures.items())],
         )
         self._write("/diagnostics", DiagnosticArray(header=cv.make_header("", stamp_ns=frame.stamp_ns), status=[status]), frame.bag_ns)
-        self.timer.since("serialise_write", t0)
+        self.timer.since("serialise", t0)
 
 
 class _OfflineDepth:
@@ -212,6 +256,156 @@ class _StreamingDepth:
         return out
 
 
+_DONE = object()  #: end-of-stream marker on the stage queues
+
+
+class _Aborted(Exception):
+    """Inside a stage: the stage it feeds has stopped, or the output failed; stop quietly (the error is reported elsewhere)."""
+
+
+class _Link:
+    """A bounded queue into one stage; putting fails fast once that stage has stopped."""
+
+    def __init__(self, size: int, aborted: threading.Event):
+        self.queue: queue.Queue = queue.Queue(size)
+        self.consumer_done = threading.Event()
+        self._aborted = aborted
+
+    def put(self, item) -> None:
+        while True:
+            if self._aborted.is_set() or self.consumer_done.is_set():
+                raise _Aborted
+            try:
+                self.queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                pass
+
+    def get(self):
+        while True:
+            try:
+                return self.queue.get(timeout=0.05)
+            except queue.Empty:
+                if self._aborted.is_set():
+                    raise _Aborted from None
+
+
+class _Stages:
+    """The three worker threads of one replay and the bounded queues between them.
+
+    frames -> ``replay-depth`` (depth backend, metric scale; in frame order)
+           -> ``replay-outputs`` (cloud, output messages, serialisation)
+           -> ``replay-write`` (the only thread touching the output bag; also gets the input copies)
+
+    The calling thread hands over input copies (:meth:`copy`) and assembled frames
+    (:meth:`frame`), then calls :meth:`finish` (drain, join, re-raise the first
+    stage error) or :meth:`abort` (stop now). A failing stage passes the end
+    marker on, so what it produced before is still written; a failing writer stops
+    everything. ``writer`` must not be open yet: the write stage opens and closes it.
+    """
+
+    def __init__(self, writer: BagWriter, depth, pipeline: MetricPipeline, out: _OutputWriter, timer: _Timer):
+        self.writer, self.depth, self.pipeline, self.out, self.timer = writer, depth, pipeline, out, timer
+        self.aborted = threading.Event()
+        self.errors: list[BaseException] = []
+        self.frames = _Link(FRAME_QUEUE, self.aborted)
+        self.results = _Link(FRAME_QUEUE, self.aborted)
+        self.writes = _Link(WRITE_QUEUE, self.aborted)
+        out.sink = self._write
+        self._threads = [
+            threading.Thread(target=self._stage, args=(self.frames, self._depth_step, self._depth_done, self.results), name="replay-depth", daemon=True),
+            threading.Thread(target=self._stage, args=(self.results, self._output_step, None, self.writes), name="replay-outputs", daemon=True),
+            threading.Thread(target=self._write_stage, name="replay-write", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    # -- the calling thread's side
+    def copy(self, conn, bag_ns: int, raw: bytes, typestore) -> None:
+        self.writes.put(("copy", conn, bag_ns, raw, typestore))
+
+    def frame(self, frame: BagFrame) -> None:
+        self.frames.put(frame)
+
+    def finish(self) -> None:
+        """No more input: let the queued frames and writes finish, join, re-raise the first stage error."""
+        try:
+            self.frames.put(_DONE)
+        except _Aborted:
+            pass  # the depth stage has stopped already (it failed, or the writer did)
+        for t in self._threads:
+            t.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def abort(self) -> None:
+        self.aborted.set()
+        for t in self._threads:
+            t.join(timeout=5.0)
+
+    # -- the stages
+    def _stage(self, inbox: _Link, step, done, outbox: _Link) -> None:
+        try:
+            while (item := inbox.get()) is not _DONE:
+                step(item)
+            if done is not None:
+                done()
+        except _Aborted:
+            pass
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            inbox.consumer_done.set()
+            with contextlib.suppress(_Aborted):
+                outbox.put(_DONE)  # downstream finishes what it has, then stops
+
+    def _scale(self, pairs) -> None:
+        for frame, disparity in pairs:
+            try:
+                metric = self.pipeline.scale(disparity, frame.rgb, frame.intrinsics, frame.stamp_ns, frame.raw_depth_m)
+            except FrameMismatchError as exc:
+                raise BagError(f"frame {frame.index} (stamp {frame.stamp_ns} ns): {exc}") from exc
+            self.results.put((frame, disparity, metric))
+
+    def _depth_step(self, frame: BagFrame) -> None:
+        self._scale(self.depth.add(frame))
+
+    def _depth_done(self) -> None:
+        self._scale(self.depth.finish())
+
+    def _output_step(self, item) -> None:
+        frame, disparity, metric = item
+        metric = self.pipeline.add_cloud(metric, frame.rgb, frame.intrinsics)
+        for stage, ms in metric.timings_ms.items():
+            self.timer.add(stage, ms)
+        self.out.write(frame, disparity, metric)
+
+    def _write(self, topic: str, msgtype: str, bag_ns: int, data: bytes) -> None:
+        self.writes.put(("raw", topic, msgtype, bag_ns, data))
+
+    def _write_stage(self) -> None:
+        """Owns the output bag: opens it, writes in queue order, closes it (also on failure: it stays readable).
+
+        sqlite3 connections belong to the thread that made them, hence open and close here.
+        """
+        try:
+            with self.writer:
+                while (item := self.writes.get()) is not _DONE:
+                    t0 = time.perf_counter()
+                    if item[0] == "copy":
+                        self.writer.copy(*item[1:])
+                    else:
+                        self.writer.write_raw(*item[1:])
+                    self.timer.since("write", t0)
+        except _Aborted:
+            pass
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.aborted.set()
+        finally:
+            self.writes.consumer_done.set()
+
+
 def _metric_config(config: ReplayConfig, tags_config: str | Path | None) -> MetricPipelineConfig:
     pipeline = config.pipeline
     if tags_config:
@@ -269,42 +463,45 @@ def replay_bag(
         timer = _Timer()
         start = time.perf_counter()
         assembler = FrameAssembler(topics, slop_ns=int(config.sync_slop_s * 1e9))
-        depth = _StreamingDepth(backend, timer) if config.mode == "streaming" else _OfflineDepth(backend, config.offline_chunk_frames, timer)
+        if config.mode == "streaming":
+            depth = _StreamingDepth(backend, timer)
+        else:
+            per_image = not getattr(backend, "video_context", True)
+            depth = _OfflineDepth(backend, config.offline_chunk_frames or (PER_IMAGE_CHUNK if per_image else 0), timer)
+        writer = BagWriter(output_bag, storage, force=config.force)  # opened, written and closed by the write stage
+        out = _OutputWriter(topics, config, timer)
+        stages = _Stages(writer, depth, pipeline, out, timer)
         copied = 0
-        with BagWriter(output_bag, storage, force=config.force) as writer:
-            out = _OutputWriter(writer, topics, config, timer)
-
-            def emit(pairs) -> None:
-                for frame, disparity in pairs:
-                    try:
-                        metric = pipeline.process(disparity, frame.rgb, frame.intrinsics, frame.stamp_ns, frame.raw_depth_m)
-                    except FrameMismatchError as exc:
-                        raise BagError(f"frame {frame.index} (stamp {frame.stamp_ns} ns): {exc}") from exc
-                    for stage, ms in metric.timings_ms.items():
-                        timer.add(stage, ms)
-                    out.write(frame, disparity, metric)
-
-            bar = tqdm(total=reader.message_count, unit="msg", desc=f"replay {input_bag.name}", disable=not progress)
-            try:
+        bar = tqdm(total=reader.message_count, unit="msg", desc=f"replay {input_bag.name}", disable=not progress)
+        try:
+            t_read = time.perf_counter()
+            for conn, bag_ns, msg, raw in iter_connection_messages(reader, decoded):
+                t0 = timer.since("read", t_read)
+                stages.copy(conn, bag_ns, raw, reader.typestore)
+                copied += 1
+                if msg is not None:
+                    frames = assembler.add(conn.topic, conn.msgtype, bag_ns, msg)
+                    timer.since("decode", t0)
+                    for frame in frames:
+                        stages.frame(frame)  # waits while the depth stage is FRAME_QUEUE frames behind
+                bar.update(1)
                 t_read = time.perf_counter()
-                for conn, bag_ns, msg, raw in iter_connection_messages(reader, decoded):
-                    t0 = timer.since("read", t_read)
-                    writer.copy(conn, bag_ns, raw, reader.typestore)
-                    copied += 1
-                    t0 = timer.since("copy", t0)
-                    if msg is not None:
-                        frames = assembler.add(conn.topic, conn.msgtype, bag_ns, msg)
-                        t0 = timer.since("decode", t0)
-                        for frame in frames:
-                            emit(depth.add(frame))
-                    bar.update(1)
-                    t_read = time.perf_counter()
-                assembler.finish()
-                emit(depth.finish())
-            except DepthInputError as exc:
-                raise BagError(f"depth backend rejected the input: {exc}") from exc
-            finally:
-                bar.close()
+            assembler.finish()
+        except _Aborted:
+            pass  # a stage failed; finish() raises its error
+        except BagError:
+            with contextlib.suppress(Exception):  # the input error is the one to report
+                stages.finish()  # the frames read before the bad input still go through
+            raise
+        except BaseException:
+            stages.abort()
+            raise
+        finally:
+            bar.close()
+        try:
+            stages.finish()
+        except DepthInputError as exc:
+            raise BagError(f"depth backend rejected the input: {exc}") from exc
         wall = time.perf_counter() - start
     finally:
         reader.close()

@@ -24,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=480, help="image height (px)")
     parser.add_argument("--backend", default="raw", choices=["raw", "dkt"], help="dkt uses the tiny random model (pipeline overhead only)")
     parser.add_argument("--mode", default="offline", choices=["offline", "streaming"], help="replay mode (see dkt-stack replay)")
-    parser.add_argument("--storage", default="sqlite3", choices=["sqlite3", "mcap"], help="storage of the generated and the output bag")
+    parser.add_argument("--storage", default="mcap", choices=["sqlite3", "mcap"], help="storage of the generated and the output bag (mcap: what ros2 bag record writes by default since Iron)")
     parser.add_argument("--no-clouds", action="store_true", help="do not write <ns>/points (clouds are still built by the metric step)")
-    parser.add_argument("--cloud-stride", type=int, default=1, help="pipeline.cloud.stride: back-project every n-th pixel (1 = the node's default)")
+    parser.add_argument("--cloud-stride", type=int, default=2, help="pipeline.cloud.stride: back-project every n-th pixel (2 = the node's default)")
+    parser.add_argument("--voxel", type=float, default=0.0, help="pipeline.cloud.voxel_size_m (0 = the node's default: no voxel grid)")
     parser.add_argument("--workdir", default="", help="folder for the two bags (default: a temporary folder, removed afterwards)")
 
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> dict:
         config = ReplayConfig(mode=args.mode, depth=depth)
         config.write_clouds = not args.no_clouds
         config.pipeline.cloud.stride = args.cloud_stride
+        config.pipeline.cloud.voxel_size_m = args.voxel
         summary = replay_bag(bag, work / "out", config, progress=False)
         in_mb = sum(p.stat().st_size for p in (work / "in").iterdir()) / 1e6
         out_mb = sum(p.stat().st_size for p in (work / "out").iterdir()) / 1e6
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> dict:
         "frames_metric": summary.frames_metric,
         "clouds": summary.clouds,
         "cloud_stride": args.cloud_stride,
+        "voxel_m": args.voxel,
         "input_mb": round(in_mb, 1),
         "output_mb": round(out_mb, 1),
         "generate_s": round(generate_s, 2),

@@ -98,7 +98,7 @@ def play_bag(
         for topic in wait_for or ():
             if topic not in by_topic:
                 raise BagError(f"cannot wait for {topic}: it is not played (topics: {', '.join(sorted(by_topic))})")
-            while by_topic[topic].get_subscription_count() == 0:
+            while by_topic[topic].get_subscription_count() == 0 and not stop.is_set():
                 if time.monotonic() > deadline:
                     raise BagError(f"no subscriber on {topic} after {wait_timeout_s:.1f} s")
                 time.sleep(0.02)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dkt_grasping.grasp_detection import CloudError, EmptyCloudError, create_grasp_detector
-from dkt_grasping.grasp_detection.antipodal import AntipodalConfig
+from dkt_grasping.grasp_detection.antipodal import AntipodalConfig, ransac_plane
 from dkt_grasping.gripper import GripperConfig
 from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
 from dkt_grasping.workspace import WorkspaceLimits
@@ -129,3 +129,24 @@ def test_bad_and_empty_clouds():
         det.detect(np.ones((10, 3), np.float32), np.ones((10, 3), np.float32), T, ws)
     with pytest.raises(ValueError, match="rigid"):
         det.detect(np.ones((10, 3), np.float32), None, np.eye(4) * 2, ws)
+
+
+def test_ransac_plane_finds_the_tilted_table_among_clutter_and_repeats_exactly():
+    rng = np.random.default_rng(3)
+    n_true = np.array([0.1, -0.05, 1.0]) / np.linalg.norm([0.1, -0.05, 1.0])
+    d_true = -0.02
+    uv = rng.uniform(-0.3, 0.3, size=(3000, 2))
+    e1 = np.cross(n_true, [1.0, 0, 0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(n_true, e1)
+    table = uv[:, :1] * e1 + uv[:, 1:] * e2 - d_true * n_true + rng.normal(0, 0.001, (3000, 1)) * n_true
+    clutter = rng.uniform([-0.3, -0.3, 0.03], [0.3, 0.3, 0.2], size=(1500, 3))  # objects above the table
+    points = np.concatenate([table, clutter])
+    plane, inliers = ransac_plane(points, 0.004, 200, np.random.default_rng(0))
+    n = plane[:3] * np.sign(plane[2])
+    assert np.degrees(np.arccos(min(1.0, n @ n_true))) < 0.2 and abs(plane[3] * np.sign(plane[2]) - d_true) < 1e-3
+    assert len(set(range(3000)) - set(inliers.tolist())) < 5  # ~all table points (1 mm noise, 4 mm threshold)
+    assert np.sum(inliers >= 3000) < 0.02 * 1500  # almost no clutter
+    again = ransac_plane(points, 0.004, 200, np.random.default_rng(0))
+    assert np.array_equal(again[0], plane) and np.array_equal(again[1], inliers)  # same seed, same plane, bit for bit
+    assert ransac_plane(points[:2], 0.004, 10, np.random.default_rng(0))[1].size == 0
