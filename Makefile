@@ -31,8 +31,13 @@ $(STAMP): $(REQS)
 demo: setup
 	$(VENV)/bin/dkt-stack demo
 
+# The suite runs in one xdist worker process: a hard crash inside native middleware (DDS,
+# rclpy) then fails only the test it hit, named, instead of killing the run; such a crash
+# (and nothing else) gets one rerun, shown as R in the summary.
+PYTEST_CRASH := -n 1 --reruns 1 --only-rerun "crashed while running" -rR
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_CRASH)
 	$(VENV)/bin/ruff check .
 
 lint: setup

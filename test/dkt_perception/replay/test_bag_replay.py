@@ -247,3 +247,34 @@ def test_cli_replay_json_and_errors(tmp_path, scene, capsys):
     tags.write_text("ids: [7]\nsizes_m: [0.06]\n")  # a tag id the scene does not have: no metric scale
     assert main(["replay", str(bag), "--out", str(tmp_path / "o3"), "--tags-config", str(tags), "--quiet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["frames_metric"] == 0
+
+
+@pytest.mark.parametrize("mode", ["streaming", "offline"])
+def test_a_depth_stage_failure_keeps_the_frames_before_it(tmp_path, scene, mode):
+    """The depth backend fails on frame 3 (on the depth thread): a clear error, and frames 0-2 are in the closed output."""
+    from dkt_perception.depth import DepthInputError
+    from dkt_perception.depth.raw_backend import RawDepthBackend
+
+    class FailsOnFrame3(RawDepthBackend):
+        seen = 0  # frames pushed so far (per instance once incremented)
+
+        def stream(self, frame):
+            self.seen += 1
+            if self.seen == 4:
+                raise DepthInputError("frame 3 is unusable")
+            return super().stream(frame)
+
+        def infer_video(self, rgb, raw_depth_m=None):
+            if len(rgb) > 1:  # offline chunks of one frame here (offline_chunk_frames=1)
+                raise AssertionError("expected one frame per call")
+            self.seen += 1
+            if self.seen == 4:
+                raise DepthInputError("frame 3 is unusable")
+            return super().infer_video(rgb, raw_depth_m)
+
+    bag = write_synthetic_bag(tmp_path / "in", 6, scene=scene)
+    with pytest.raises(BagError, match="depth backend rejected the input: frame 3 is unusable"):
+        replay_bag(bag, tmp_path / "out", ReplayConfig(mode=mode, offline_chunk_frames=1), backend=FailsOnFrame3(), progress=False)
+    partial = read_bag(tmp_path / "out")
+    assert [t for t, _ in partial["/camera/depth/relative"]] == [t for t, _ in partial["/camera/color/image_raw"]][:3]
+    assert len(partial["/camera/points"]) == 3
