@@ -3,10 +3,12 @@
 Generates a bag of the synthetic tabletop (640x480, 300 frames, 16UC1 raw
 depth, no ground truth: a plain camera recording) in a temporary folder, then
 times :func:`replay_bag` on it (generation is not timed). ``stage_ms`` are mean
-milliseconds per frame: ``read`` (bag reading + deserialisation), ``copy``
-(writing the input messages), ``decode`` (images -> arrays), ``depth``
-(backend), ``metric`` (tags + scale fit + metric depth), ``cloud`` (point
-cloud), ``serialise_write`` (output messages).
+milliseconds per frame, summed over the replay's threads (they overlap, so
+they add up to more than the wall time): ``read`` (bag reading +
+deserialisation), ``decode`` (images -> arrays), ``depth`` (backend),
+``metric`` (tags + scale fit + metric depth), ``cloud`` (point cloud),
+``serialise`` (output messages -> CDR), ``write`` (input copies and outputs
+into the output bag).
 """
 
 from __future__ import annotations
