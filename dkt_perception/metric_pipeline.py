@@ -47,6 +47,8 @@ class MetricFrame:
 
 
 class MetricPipeline:
+    """Tags + scale fit + temporal filter (:meth:`scale`), then the point cloud (:meth:`add_cloud`); :meth:`process` does both."""
+
     def __init__(self, config: MetricPipelineConfig | None = None):
         self.config = config or MetricPipelineConfig()
         self.estimator = MetricDepthEstimator(self.config.metric)

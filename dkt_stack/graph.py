@@ -171,7 +171,7 @@ def coerce_argument(name: str, value: Any, spec: GraphArgument) -> Any:
         try:
             value = yaml.safe_load(value) if value != "" else value
         except yaml.YAMLError:
-            pass
+            pass  # not YAML: keep the string; the type check below names the argument and the expected type
     if target is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if target is str and not isinstance(value, str):

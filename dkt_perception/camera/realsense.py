@@ -176,5 +176,5 @@ class RealSenseSource:
             try:
                 self._pipeline.stop()
             except RuntimeError:
-                pass
+                pass  # already stopped (e.g. the device was unplugged): nothing left to release
             self._pipeline = None

@@ -279,7 +279,7 @@ class _Link:
                 self.queue.put(item, timeout=0.05)
                 return
             except queue.Full:
-                pass
+                continue  # still full: check again whether the consumer has stopped
 
     def get(self):
         while True:
@@ -351,7 +351,7 @@ class _Stages:
             if done is not None:
                 done()
         except _Aborted:
-            pass
+            pass  # the stage this one feeds stopped first: its error is the one reported
         except BaseException as exc:
             self.errors.append(exc)
         finally:
@@ -398,7 +398,7 @@ class _Stages:
                         self.writer.write_raw(*item[1:])
                     self.timer.since("write", t0)
         except _Aborted:
-            pass
+            pass  # abort(): stop now; the bag is still closed by the with-block
         except BaseException as exc:
             self.errors.append(exc)
             self.aborted.set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -50,8 +51,8 @@ def run(args: argparse.Namespace) -> dict:
             depth = DepthConfig(backend="dkt", model="tiny", random_weights=True, height=16, width=16, steps=1, device="cpu")
         config = ReplayConfig(mode=args.mode, depth=depth)
         config.write_clouds = not args.no_clouds
-        config.pipeline.cloud.stride = args.cloud_stride
-        config.pipeline.cloud.voxel_size_m = args.voxel
+        # replace(): the cloud config's checks run on the command-line values (stride >= 1, voxel >= 0)
+        config.pipeline.cloud = replace(config.pipeline.cloud, stride=args.cloud_stride, voxel_size_m=args.voxel)
         summary = replay_bag(bag, work / "out", config, progress=False)
         in_mb = sum(p.stat().st_size for p in (work / "in").iterdir()) / 1e6
         out_mb = sum(p.stat().st_size for p in (work / "out").iterdir()) / 1e6

@@ -29,7 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _print(module, args: argparse.Namespace) -> int:
-    result = module.run(args)
+    try:
+        result = module.run(args)
+    except ValueError as exc:  # bad options reach the configs' own checks (ConfigError, CloudError, ...): one line, exit 2
+        print(f"dkt-stack bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     json.dump(result, sys.stdout, indent=None if getattr(args, "json", False) else 2)
     sys.stdout.write("\n")
     return 0

@@ -53,7 +53,7 @@ class ScriptedBackend:
         )
 
     def close(self) -> None:
-        pass
+        """Nothing to release: this backend holds no devices."""
 
 
 def _spec(n: int) -> SessionSpec:

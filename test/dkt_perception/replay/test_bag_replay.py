@@ -278,3 +278,12 @@ def test_a_depth_stage_failure_keeps_the_frames_before_it(tmp_path, scene, mode)
     partial = read_bag(tmp_path / "out")
     assert [t for t, _ in partial["/camera/depth/relative"]] == [t for t, _ in partial["/camera/color/image_raw"]][:3]
     assert len(partial["/camera/points"]) == 3
+
+
+def test_bench_replay_rejects_bad_cloud_options_in_one_line(capsys):
+    from dkt_stack.cli import main
+
+    assert main(["bench", "replay", "--frames", "2", "--voxel", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "dkt-stack bench: CloudError: voxel_size_m must be >= 0, got -1.0"
+    assert main(["bench", "replay", "--frames", "2", "--cloud-stride", "0"]) == 2
+    assert "stride must be >= 1, got 0" in capsys.readouterr().err
