@@ -1,7 +1,7 @@
 """dkt_stack: an ament_python ROS 2 package that also installs with pip.
 
 Python packages: dkt_stack (shared: CLI, config, graph, conversions),
-dkt_perception, dkt_grasping, and dkt_training (kept in ./training).
+dkt_perception, dkt_grasping, dkt_sim (MuJoCo simulation of the rig), and dkt_training (kept in ./training).
 Dependencies are listed in requirements*.txt, not install_requires, so that
 `colcon build` on the rig never pip-installs over the system's ROS or the
 user's CUDA torch (see README, "Rig install").
@@ -23,6 +23,9 @@ NODES = {
     "planner_node": "dkt_grasping.nodes.planner_node:main",
     "arm_node": "dkt_grasping.nodes.arm_node:main",
     "trial_node": "dkt_grasping.nodes.trial_node:main",
+    "sim_node": "dkt_sim.nodes.sim_node:main",
+    "calibration_node": "dkt_grasping.nodes.calibration_node:main",
+    "static_tf_node": "dkt_stack.nodes.static_tf_node:main",
 }
 
 
@@ -41,7 +44,7 @@ training_packages = ["dkt_training"] + [f"dkt_training.{p}" for p in find_packag
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["dkt_stack", "dkt_stack.*", "dkt_perception", "dkt_perception.*", "dkt_grasping", "dkt_grasping.*"])
+    packages=find_packages(include=["dkt_stack", "dkt_stack.*", "dkt_perception", "dkt_perception.*", "dkt_grasping", "dkt_grasping.*", "dkt_sim", "dkt_sim.*"])
     + training_packages,
     package_dir={"dkt_training": "training"},
     # model configs and the robot description ship inside the packages (never fetched at run time)
