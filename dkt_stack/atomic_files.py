@@ -4,18 +4,51 @@ Every writer of the stack (depth .npz, trial artifacts, reports, checkpoints,
 caches, the URDF) goes through here: write a temporary file in the target's
 folder, fsync, then ``os.replace`` (atomic on POSIX within one filesystem).
 A failure removes the temporary file and leaves the old target untouched.
+
+Modes: ``mkstemp`` makes the temporary file 0600 and ``os.replace`` keeps it,
+so before the rename the file gets the mode a plain ``open(path, "w")`` would
+give: the existing target's mode, else ``0666 & ~umask`` (0644 under the usual
+umask 022), so the stack's outputs are readable on a shared rig.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (/proc), else set and restored under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass  # not Linux, or an old kernel without the field: fall back to os.umask
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def new_file_mode(path: str | os.PathLike) -> int:
+    """Permission bits for a file written at ``path``: the existing file's, else ``0666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
 
 
 @contextmanager
@@ -32,6 +65,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as f:  # the data must be on disk before the rename makes it visible
             os.fsync(f.fileno())
+        os.chmod(tmp, new_file_mode(path))  # mkstemp's 0600 would otherwise survive the rename
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
