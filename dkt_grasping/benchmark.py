@@ -17,9 +17,14 @@ from dkt_grasping.grasp_detection import create_grasp_detector
 from dkt_grasping.planning import PlanningError, create_planner
 from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
 from dkt_grasping.workspace import WorkspaceLimits
+from dkt_stack.cli.bench import add_runs_argument, median_of_runs
 
 #: Start configuration of the planning runs: arm raised above the table (rad).
 Q_READY = np.array([0.0, 0.8, -0.9, 0.0, 0.5, 0.0])
+
+
+#: figures that vary from run to run (medians printed, min/max beside them)
+FIGURES = ("grasp_ms", "plan_ms")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int, default=20000, help="points in the tabletop cloud")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the scene")
+    add_runs_argument(parser)
 
 
 def benchmark_scene(points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +53,11 @@ def benchmark_scene(points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 
 def run(args: argparse.Namespace) -> dict:
+    """``--runs`` measurements: medians, with min/max beside them (:func:`dkt_stack.cli.bench.median_of_runs`)."""
+    return median_of_runs(lambda: _run_once(args), args.runs, FIGURES)
+
+
+def _run_once(args: argparse.Namespace) -> dict:
     cloud, T = benchmark_scene(args.points, args.seed)
     workspace = WorkspaceLimits()
     detector = create_grasp_detector("antipodal")
