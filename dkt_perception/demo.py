@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from dkt_stack.errors import UserError
 
 DEFAULT_OUT = "outputs/demo"
 
@@ -35,11 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def choose_backend(requested: str, weights_dir: str) -> tuple[str, str]:
-    """(backend, note): dkt when requested or when auto and its weights are complete."""
-    if requested != "auto":
-        return requested, ""
+    """(backend, note): dkt when requested or when auto and its weights are complete.
+
+    ``dkt`` requested without its weights fails here, before any node starts
+    (MissingWeightsError: the fetch command, or ``--backend auto``).
+    """
     from dkt_perception.depth import MissingWeightsError
     from dkt_perception.depth.weights import fetch_command, runtime_weights
+
+    if requested == "dkt":
+        try:
+            runtime_weights(weights_dir or None)
+        except MissingWeightsError as exc:
+            raise MissingWeightsError(exc.what, fix=f"{exc.fix}; or use --backend auto (raw depth while DKT's weights are missing)") from exc
+        return "dkt", ""
+    if requested != "auto":
+        return requested, ""
 
     try:
         runtime_weights(weights_dir or None)
@@ -52,11 +64,19 @@ def choose_backend(requested: str, weights_dir: str) -> tuple[str, str]:
 
 
 class DemoRecorder:
-    """Per-frame figures computed as messages arrive (nothing big is kept but the last frame)."""
+    """Per-frame figures computed as messages arrive (nothing big is kept but the last frame).
+
+    ``frames_in`` is what the camera published (its ``frames_published`` on
+    /diagnostics), not what the probe happened to receive (``frames_seen``): a
+    busy probe drops frames, the camera's count does not.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.frames_in = 0
+        self.frames_seen = 0
+        self.frames_published: int | None = None  #: the camera's own count, from its diagnostics
+        self.camera_report = threading.Condition(self.lock)
+        self._camera_reports = 0
         self.gt: dict[int, np.ndarray] = {}
         self.errors_mm: list[float] = []
         self.latency_ms: list[float] = []
@@ -70,8 +90,26 @@ class DemoRecorder:
         from dkt_stack import conversions as cv
 
         with self.lock:
-            self.frames_in += 1
+            self.frames_seen += 1
             self.last["rgb"] = cv.image_to_numpy(msg)
+
+    def on_diagnostics(self, msg) -> None:
+        """The camera node's status (hardware_id ``camera:<source>``) carries ``frames_published``."""
+        for status in msg.status:
+            if not status.hardware_id.startswith("camera:"):
+                continue
+            values = {kv.key: kv.value for kv in status.values}
+            if "frames_published" in values:
+                with self.lock:
+                    self.frames_published = int(values["frames_published"])
+                    self._camera_reports += 1
+                    self.camera_report.notify_all()
+
+    def wait_camera_report(self, timeout_s: float) -> bool:
+        """Wait for the camera's next diagnostics (published once a second), so ``frames_in`` covers every frame out."""
+        with self.lock:
+            seen = self._camera_reports
+            return self.camera_report.wait_for(lambda: self._camera_reports > seen, timeout_s)
 
     def on_gt(self, msg) -> None:
         from dkt_stack import conversions as cv
@@ -114,7 +152,8 @@ class DemoRecorder:
         return {
             "backend": backend,
             "note": note,
-            "frames_in": self.frames_in,
+            "frames_in": self.frames_published if self.frames_published is not None else self.frames_seen,
+            "frames_in_source": "camera diagnostics" if self.frames_published is not None else "probe (no camera diagnostics received)",
             "frames_out": len(self.cloud_points),
             "rate_hz_out": (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else None,
             "latency_ms_p50": pct(self.latency_ms, 50),
@@ -125,28 +164,40 @@ class DemoRecorder:
         }
 
 
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """uint8 (H, W, 3) RGB -> PNG, atomically (mode as any file the stack writes)."""
+    import cv2
+
+    from dkt_stack.atomic_files import write_bytes_atomic
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode {path.name}")
+    write_bytes_atomic(path, buf.tobytes())
+
+
 def write_pngs(out: Path, last: dict) -> list[str]:
     """colour.png, metric_depth.png (and ground_truth_depth.png), cloud_top.png."""
-    import cv2
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dkt_perception.visualization import colorize
+    from dkt_perception.visualization import colorize_with_bar
     from dkt_stack import conversions as cv
+    from dkt_stack.atomic_files import atomic_path
 
     written = []
     if "rgb" in last:
-        cv2.imwrite(str(out / "colour.png"), np.ascontiguousarray(last["rgb"][:, :, ::-1]))
+        write_png(out / "colour.png", last["rgb"])
         written.append("colour.png")
     if "metric" in last:
         gt = last.get("gt")
-        lo, hi = (np.nanpercentile(gt, [2, 98]) if gt is not None else (None, None))
-        cv2.imwrite(str(out / "metric_depth.png"), colorize(last["metric"], lo, hi)[:, :, ::-1])
+        lo, hi = (np.nanpercentile(gt, [2, 98]) if gt is not None else (None, None))  # one scale for both: comparable colours
+        write_png(out / "metric_depth.png", colorize_with_bar(last["metric"], "metric depth (m)", lo, hi))
         written.append("metric_depth.png")
         if gt is not None:
-            cv2.imwrite(str(out / "ground_truth_depth.png"), colorize(gt, lo, hi)[:, :, ::-1])
+            write_png(out / "ground_truth_depth.png", colorize_with_bar(gt, "ground-truth depth (m)", lo, hi))
             written.append("ground_truth_depth.png")
     if "cloud" in last:
         xyz, rgb = cv.cloud_to_points(last["cloud"])
@@ -160,7 +211,8 @@ def write_pngs(out: Path, last: dict) -> list[str]:
         ax.set_title(f"point cloud, top view ({len(xyz)} points, {last['cloud'].header.frame_id})")
         ax.set_aspect("equal")
         fig.tight_layout()
-        fig.savefig(out / "cloud_top.png")
+        with atomic_path(out / "cloud_top.png") as tmp:
+            fig.savefig(tmp, format="png")
         plt.close(fig)
         written.append("cloud_top.png")
     return written
@@ -180,6 +232,7 @@ def observe_perception_graph(
     figures and the PNGs; a benchmark leaves them out so the probe does not
     compete for the CPU it measures). Raises GraphStopped naming the node and its log.
     """
+    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image, PointCloud2
 
     from dkt_stack.ros.harness import RosHarness
@@ -196,6 +249,7 @@ def observe_perception_graph(
         harness.probe.create_subscription(Image, f"{ns}/ground_truth/depth", recorder.on_gt, qos)
         harness.probe.create_subscription(Image, f"{ns}/depth/metric", recorder.on_metric, qos)
     harness.probe.create_subscription(PointCloud2, f"{ns}/points", recorder.on_points, qos)
+    harness.probe.create_subscription(DiagnosticArray, "/diagnostics", recorder.on_diagnostics, 10)
     runner = GraphRunner(graph, log_dir=log_dir)
     started = time.monotonic()
     try:
@@ -207,10 +261,13 @@ def observe_perception_graph(
                 raise GraphStopped(f"node(s) exited: {names}")
             if time.monotonic() - started > timeout_s:
                 raise GraphStopped(f"timed out after {timeout_s:.0f} s with {len(recorder.cloud_points)} frames; logs in {log_dir}")
+        wall_s = time.monotonic() - started
+        if accuracy:
+            recorder.wait_camera_report(3.0)  # the camera's count after the last cloud (its diagnostics come once a second)
     finally:
         runner.stop()
         harness.close()
-    return recorder, time.monotonic() - started
+    return recorder, wall_s
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,11 +275,10 @@ def run(args: argparse.Namespace) -> int:
     from dkt_stack.graph import resolve_graph
 
     if args.frames < 1:
-        print("dkt-stack demo: --frames must be >= 1", file=sys.stderr)
-        return 2
+        raise UserError(f"--frames must be >= 1, got {args.frames}", fix="ask for at least one frame")
+    backend, note = choose_backend(args.backend, args.weights_dir)  # dkt without weights: one line, before any node starts
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    backend, note = choose_backend(args.backend, args.weights_dir)
     if note:
         print(note)
     graph = resolve_graph(
@@ -230,11 +286,7 @@ def run(args: argparse.Namespace) -> int:
         {"camera_source": "synthetic", "backend": backend, "fps": args.fps, "weights_dir": args.weights_dir},
     )
     print(f"dkt-stack demo: {len(graph.nodes)} nodes ({', '.join(n.name for n in graph.nodes)}), backend {backend}, {args.frames} frames")
-    try:
-        recorder, wall_s = observe_perception_graph(graph, args.frames, args.timeout, out / "logs")
-    except GraphStopped as exc:
-        print(f"dkt-stack demo: {exc}", file=sys.stderr)
-        return 1
+    recorder, wall_s = observe_perception_graph(graph, args.frames, args.timeout, out / "logs")  # GraphStopped: one line
     with recorder.lock:
         summary = recorder.summary(backend, note)
         summary["wall_s"] = round(wall_s, 2)

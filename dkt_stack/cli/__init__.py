@@ -189,6 +189,9 @@ def dispatch(
         args = parser.parse_intermixed_args(argv[1:])
     except TypeError:  # parsers with REMAINDER/subcommands cannot intermix
         args = parser.parse_args(argv[1:])
+    for action in parser._actions:  # `dkt-stack weights fetch: ...`: name the sub-action too
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None):
+            command = f"{command} {getattr(args, action.dest)}"
     # nested dispatchers (bench TARGET) see --debug through the environment
     with debug_environment(debug or bool(getattr(args, "debug", False))):
         try:

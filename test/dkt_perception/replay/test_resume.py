@@ -170,7 +170,10 @@ def test_offline_chunks_are_resume_points(tmp_path):
 
     class FailsOnThirdChunk(_FailingAt):
         calls = 0
-        frames_seen: list[int] = []
+
+        def __init__(self, backend, fail_at=None):
+            super().__init__(backend, fail_at)
+            self.frames_seen: list[int] = []
 
         def infer_video(self, rgb, raw_depth_m=None):
             self.calls += 1
@@ -182,7 +185,6 @@ def test_offline_chunks_are_resume_points(tmp_path):
     with pytest.raises(BagError, match="third chunk is unusable"):
         replay_bag(bag, tmp_path / "out", config, backend=FailsOnThirdChunk(dkt, fail_at=0), progress=False)
     resumed = FailsOnThirdChunk(dkt)
-    resumed.frames_seen = []
     summary = replay_bag(bag, tmp_path / "out", config, backend=resumed, progress=False, resume=True)
     assert summary.resumed_from_frame == 8 and resumed.frames_seen == [2]  # frames 8 and 9 only
     assert_same_bags(tmp_path / "reference", tmp_path / "out", copied_topics={"/camera/color/image_raw", "/notes"})
