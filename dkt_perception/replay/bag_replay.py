@@ -98,6 +98,9 @@ PER_IMAGE_CHUNK = 8
 #: depth of the queues between the stages (frames, writes): enough to ride over jitter, little memory
 FRAME_QUEUE = 4
 WRITE_QUEUE = 32
+#: a checkpoint (fsync of what was written since the last one) waits at least this many times its own duration:
+#: it then costs the writer at most ~1/10 of its time, however slow the disk
+CHECKPOINT_SPACING = 10.0
 
 
 @dataclass
@@ -116,7 +119,9 @@ class ReplayConfig:
     base_frame: str = param("base_link", help="frame id of the cloud when pipeline.cloud.output_frame is base")
     write_clouds: bool = param(True, help="write <ns>/points")
     force: bool = param(False, help="overwrite an existing output bag")
-    checkpoint_s: float = param(1.0, help="seconds between checkpoints of the output (what a killed replay keeps for --resume); 0 = every frame")
+    checkpoint_s: float = param(
+        2.0, help="seconds between checkpoints of the output (what a killed replay keeps for --resume); never under 10x the last checkpoint's duration"
+    )
     depth: DepthConfig = param(default_factory=lambda: DepthConfig(backend="raw"), help="depth backend settings (backend name included)")
     pipeline: MetricPipelineConfig = param(default_factory=MetricPipelineConfig, help="metric scale and point cloud (as metric_depth_node)")
 
@@ -434,7 +439,7 @@ class _Stages:
                 if self.source is not None:
                     self._prefill(self.source)
                 boundary = replace(self.start, messages=self.writer.written)
-                self._checkpoint(boundary)  # at once: from now on the folder is recognisably an unfinished replay
+                gap = max(self._checkpoint(boundary) * CHECKPOINT_SPACING, self.checkpoint_s)  # at once: recognisably an unfinished replay
                 last = time.monotonic()
                 while (item := self.writes.get()) is not _DONE:
                     t0 = time.perf_counter()
@@ -445,8 +450,8 @@ class _Stages:
                         self.writer.write_raw(*item[1:])
                     else:  # ("frame", index, counters, filter state): frame `index` is complete
                         boundary = Checkpoint(self.writer.written, copies, item[1] + 1, item[2], item[3])
-                        if time.monotonic() - last >= self.checkpoint_s:
-                            self._checkpoint(boundary)
+                        if time.monotonic() - last >= gap:
+                            gap = max(self._checkpoint(boundary) * CHECKPOINT_SPACING, self.checkpoint_s)
                             last = time.monotonic()
                     self.timer.since("write", t0)
         except _Aborted:
@@ -460,10 +465,13 @@ class _Stages:
                 with contextlib.suppress(OSError):  # closed: everything written is durable; the error reported is the first one
                     self.on_checkpoint(boundary)
 
-    def _checkpoint(self, boundary: Checkpoint) -> None:
+    def _checkpoint(self, boundary: Checkpoint) -> float:
+        """Make the output durable up to ``boundary`` and record it; returns the seconds it took."""
+        t0 = time.monotonic()
         self.writer.checkpoint()
         if self.on_checkpoint is not None:
             self.on_checkpoint(boundary)
+        return time.monotonic() - t0
 
     def _prefill(self, source: Path) -> None:
         """Copy the recovered output of the interrupted run (cut back to its checkpoint) into the new output, first."""
