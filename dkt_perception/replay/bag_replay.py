@@ -120,7 +120,7 @@ class ReplayConfig:
     write_clouds: bool = param(True, help="write <ns>/points")
     force: bool = param(False, help="overwrite an existing output bag")
     checkpoint_s: float = param(
-        2.0, help="seconds between checkpoints of the output (what a killed replay keeps for --resume); never under 10x the last checkpoint's duration"
+        1.0, help="seconds between checkpoints of the output (what a killed replay keeps for --resume); never under 10x the last checkpoint's duration"
     )
     depth: DepthConfig = param(default_factory=lambda: DepthConfig(backend="raw"), help="depth backend settings (backend name included)")
     pipeline: MetricPipelineConfig = param(default_factory=MetricPipelineConfig, help="metric scale and point cloud (as metric_depth_node)")
@@ -439,7 +439,8 @@ class _Stages:
                 if self.source is not None:
                     self._prefill(self.source)
                 boundary = replace(self.start, messages=self.writer.written)
-                gap = max(self._checkpoint(boundary) * CHECKPOINT_SPACING, self.checkpoint_s)  # at once: recognisably an unfinished replay
+                self._checkpoint(boundary)  # at once: from now on the folder is recognisably an unfinished replay
+                gap = self.checkpoint_s
                 last = time.monotonic()
                 while (item := self.writes.get()) is not _DONE:
                     t0 = time.perf_counter()

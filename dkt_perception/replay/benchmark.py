@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-clouds", action="store_true", help="do not write <ns>/points (clouds are still built by the metric step)")
     parser.add_argument("--cloud-stride", type=int, default=2, help="pipeline.cloud.stride: back-project every n-th pixel (2 = the node's default)")
     parser.add_argument("--voxel", type=float, default=0.0, help="pipeline.cloud.voxel_size_m (0 = the node's default: no voxel grid)")
+    parser.add_argument("--checkpoint-s", type=float, default=1.0,
+                        help="checkpoints of the output (fsync + progress file, for --resume) every N s, as replay's default; 1e9 = none")
     parser.add_argument("--workdir", default="", help="an existing folder for the bags (default: a temporary folder; removed afterwards either way)")
     add_runs_argument(parser)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
         depth = DepthConfig(backend="raw")
         if args.backend == "dkt":
             depth = DepthConfig(backend="dkt", model="tiny", random_weights=True, height=16, width=16, steps=1, device="cpu")
-        config = ReplayConfig(mode=args.mode, depth=depth)
+        config = ReplayConfig(mode=args.mode, depth=depth, checkpoint_s=args.checkpoint_s)
         config.write_clouds = not args.no_clouds
         # replace(): the cloud config's checks run on the command-line values (stride >= 1, voxel >= 0)
         config.pipeline.cloud = replace(config.pipeline.cloud, stride=args.cloud_stride, voxel_size_m=args.voxel)
@@ -97,6 +99,7 @@ def run(args: argparse.Namespace) -> dict:
         "clouds": summary.clouds,
         "cloud_stride": args.cloud_stride,
         "voxel_m": args.voxel,
+        "checkpoint_s": args.checkpoint_s,
         "input_mb": round(in_mb, 1),
         "generate_s": round(generate_s, 2),
     }

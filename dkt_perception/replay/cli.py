@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing output bag")
     parser.add_argument("--resume", action="store_true",
                         help="continue the replay into OUT_BAG that was killed or failed, after its last checkpoint (same input and options)")
-    parser.add_argument("--checkpoint-s", type=float, help="seconds between checkpoints of the output for --resume (default 2, or the config's)")
+    parser.add_argument("--checkpoint-s", type=float, help="seconds between checkpoints of the output for --resume (default 1, or the config's)")
     parser.add_argument("--reindex", action="store_true",
                         help="only repair INPUT: rebuild the index (metadata.yaml, MCAP summary) of a bag whose writer was killed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
