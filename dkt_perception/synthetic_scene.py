@@ -23,6 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from dkt_perception.d435_model import D435Config, dropout_fields, frame_raw_depth, specular_intensity, static_raw_depth
 from dkt_stack.config import param
 from dkt_stack.intrinsics import CameraIntrinsics
 from dkt_stack.transforms import invert_transform, make_transform, transform_points, xyz_rpy_to_transform
@@ -245,6 +246,7 @@ class SyntheticScene:
             if min(o.size) <= 0:
                 raise ValueError(f"object size must be positive, got {o.size}")
         self.intrinsics = CameraIntrinsics.from_fov(c.width, c.height, c.hfov_deg, frame_id="camera_color_optical_frame")
+        self.d435 = d435_config(c)
         self._rng = np.random.default_rng(c.seed)
         self._table_texture = self._make_table_texture()
         self._tag_images: dict[int, np.ndarray] = {}
@@ -292,17 +294,14 @@ class SyntheticScene:
         o_depth, o_flicker = (int(v) for v in rng.integers(0, n, 2))
         o_rgb = int(rng.integers(0, 3 * n))
         shape = (c.height, c.width)
-        raw = static["raw_base"] + static["raw_sigma"] * self._depth_noise[o_depth : o_depth + n].reshape(shape)
-        raw[self._flicker[o_flicker : o_flicker + n].reshape(shape)] = np.nan
-        raw = np.rint(raw * 1000.0) * np.float32(0.001)  # 16UC1 millimetres, as the D435 publishes
-        with np.errstate(invalid="ignore"):
-            raw[(raw < c.depth_min_m) | (raw > c.depth_max_m)] = np.nan
+        noise = self._depth_noise[o_depth : o_depth + n].reshape(shape)
+        raw = frame_raw_depth(static["raw_base"], static["raw_sigma"], noise, self._flicker[o_flicker : o_flicker + n].reshape(shape), self.d435)
         rgb = static["rgb_base"] + self._rgb_noise[o_rgb : o_rgb + 3 * n].reshape(*shape, 3)
         rgb = np.clip(rgb, 0, 255).astype(np.uint8)
         return SceneFrame(
             rgb=rgb,
             depth_gt_m=static["depth_gt"],
-            raw_depth_m=raw.astype(np.float32, copy=False),
+            raw_depth_m=raw,
             labels=static["labels"],
             stamp_ns=self.stamp_ns(frame_index),
             frame_index=frame_index,
@@ -485,7 +484,7 @@ class SyntheticScene:
             seen = opaque_rgb[sv, su]
             tint = color_of[obj.id] / 255.0
             fresnel = (1.0 - ndotv) ** 3
-            spec = _specular(n, light, view[m], 60.0)
+            spec = specular_intensity(n, light, view[m], 60.0)
             rgb[m] = seen * (0.55 + 0.35 * tint) + 60.0 * fresnel[:, None] + 220.0 * spec[:, None] + 12.0
         depth_gt = np.where(np.isfinite(hits.t), hits.t, np.nan).astype(np.float32)
 
@@ -536,10 +535,10 @@ class SyntheticScene:
                 elevation = np.arctan2(refl[:, 2], np.hypot(refl[:, 0], refl[:, 1]))
                 stripes = np.maximum(0.5 + 0.5 * np.cos(9.0 * azimuth), 0.5 + 0.5 * np.cos(14.0 * elevation))
                 env = np.where(stripes > 0.85, 1.0, 0.25 * stripes)
-                spec = _specular(n[m], light, view[m], 80.0)
+                spec = specular_intensity(n[m], light, view[m], 80.0)
                 rgb[m] = 0.3 * base * shade[m][:, None] + 170.0 * env[:, None] + 255.0 * spec[:, None]
             else:
-                spec = _specular(n[m], light, view[m], 20.0)
+                spec = specular_intensity(n[m], light, view[m], 20.0)
                 rgb[m] = base * shade[m][:, None] + 40.0 * spec[:, None]
         return rgb
 
@@ -575,77 +574,30 @@ class SyntheticScene:
         out[v0 : v1 + 1, u0 : u1 + 1] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
         return out
 
-    def _dropout_fields(self) -> tuple[np.ndarray, np.ndarray]:
-        """Two spatially coherent uniform fields in [0, 1] (image space, drawn once): dropouts come in patches, not salt."""
-        if getattr(self, "_fields", None) is None:
-            c = self.config
-            rng = np.random.default_rng((c.seed, 104729))
-            shape = (c.height, c.width)
-            fields = []
-            for scale_px in (3.0, 2.0):
-                f = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), scale_px)
-                ranks = np.empty(f.size, dtype=np.float32)
-                ranks[np.argsort(f, axis=None)] = np.linspace(0.0, 1.0, f.size, dtype=np.float32)
-                fields.append(ranks.reshape(shape))
-            self._fields = tuple(fields)
-        return self._fields
-
     def _raw_depth(self, hits, behind, objects, light, view) -> tuple[np.ndarray, np.ndarray]:
-        """D435-like depth before per-frame noise: (depth m with NaN holes, noise sigma m), float32."""
+        """D435-like depth before per-frame noise: (depth m with NaN holes, noise sigma m), float32 (the shared model)."""
         c = self.config
-        K = self.intrinsics
-        rng = np.random.default_rng((c.seed, 7919))
-        shape = hits.t.shape
-        raw = np.where(np.isfinite(hits.t), hits.t, np.nan)
-
-        field, field2 = self._dropout_fields()
-        for obj in objects:
-            m = hits.label == obj.id
-            if not m.any():
-                continue
-            if obj.surface == "transparent":
-                u = field[m]
-                through = u < c.transparent_see_through
-                hole = (u >= c.transparent_see_through) & (u < c.transparent_see_through + c.transparent_hole)
-                vals = raw[m]
-                vals[through] = behind.t[m][through]
-                vals[hole] = np.nan
-                raw[m] = vals
-            elif obj.surface == "reflective":
-                u = field2[m]
-                spec = _specular(hits.normal[m], light, view[m], 80.0)
-                hole = (u < c.reflective_hole) | (spec > 0.3)
-                spike = (u >= c.reflective_hole) & (u < c.reflective_hole + c.reflective_spike)
-                vals = raw[m]
-                vals[spike] *= rng.choice([0.85, 0.9, 1.12, 1.3], size=int(spike.sum()))
-                vals[hole] = np.nan
-                raw[m] = vals
-        # Depth edges: flying pixels (foreground/background mix) or holes in a 1-2 px band.
-        z = np.where(np.isfinite(hits.t), hits.t, 10.0).astype(np.float32)
-        zmax = cv2.dilate(z, np.ones((3, 3), np.uint8))
-        zmin = cv2.erode(z, np.ones((3, 3), np.uint8))
-        edge = (zmax - zmin) > 0.02 * zmin
-        u = rng.random(shape)
-        flying = edge & (u < c.edge_flying)
-        mix = rng.random(shape)
-        raw[flying] = (zmin + mix * (zmax - zmin))[flying]
-        raw[edge & ~flying] = np.nan
-        # Stereo occlusion shadow left of foreground edges: the right imager cannot see those points.
-        disp = K.fx * c.depth_baseline_m / z
-        shadow = np.zeros(shape, dtype=bool)
-        max_shift = int(np.ceil(np.nanmax(disp) - np.nanmin(disp))) if np.isfinite(disp).any() else 0
-        for k in range(1, min(max_shift, 64) + 1):
-            shadow[:, :-k] |= (disp[:, k:] - disp[:, :-k]) >= k
-        raw[shadow] = np.nan
-        raw[~np.isfinite(raw)] = np.nan
-        sigma = (c.depth_subpixel / (K.fx * c.depth_baseline_m)) * np.square(np.where(np.isfinite(raw), raw, 0.0))
-        return raw.astype(np.float32), sigma.astype(np.float32)
+        if getattr(self, "_fields", None) is None:  # drawn once: the camera-motion mode re-renders with the same patches
+            self._fields = dropout_fields(c.seed, hits.t.shape)
+        specular = specular_intensity(hits.normal, light, view)
+        surfaces = [(obj.id, obj.surface) for obj in objects]
+        return static_raw_depth(hits.t, behind.t, hits.label, surfaces, specular, self.intrinsics.fx, self.d435, c.seed, self._fields)
 
 
-def _specular(n, light, view, shininess) -> np.ndarray:
-    h = light + view
-    h = h / np.linalg.norm(h, axis=-1, keepdims=True)
-    return np.clip(np.sum(n * h, axis=-1), 0.0, 1.0) ** shininess
+def d435_config(c: SceneConfig) -> D435Config:
+    """The scene's sensor settings as the shared D435 model's config."""
+    return D435Config(
+        baseline_m=c.depth_baseline_m,
+        subpixel=c.depth_subpixel,
+        min_m=c.depth_min_m,
+        max_m=c.depth_max_m,
+        translucent_see_through=c.transparent_see_through,
+        translucent_hole=c.transparent_hole,
+        reflective_hole=c.reflective_hole,
+        reflective_spike=c.reflective_spike,
+        edge_flying=c.edge_flying,
+        flicker_hole=c.flicker_hole,
+    )
 
 
 def default_scene_config(seed: int = 0, **overrides) -> SceneConfig:
