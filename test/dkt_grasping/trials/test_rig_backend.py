@@ -45,7 +45,7 @@ def test_no_graph_running_is_a_clear_error():
 
 def start_simulation_graph(folder, env: dict[str, str] | None = None, planner: dict | None = None):
     """The `simulation` graph, 320x240 at 5 Hz, showing the trial layout (objects in the PiPER's reach) with the matching hand-eye pose."""
-    from dkt_grasping.trials.simulation import BASE_IN_WORLD, HOME_Q, trial_scene_config
+    from dkt_grasping.trials.synthetic_layout import BASE_IN_WORLD, HOME_Q, trial_scene_config
     from dkt_perception.synthetic_scene import SyntheticScene
     from dkt_stack.config import to_dict
     from dkt_stack.graph import resolve_graph
