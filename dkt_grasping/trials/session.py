@@ -36,7 +36,7 @@ class SimulationSettings:
     width: int = param(640, help="D435 image width, px")
     height: int = param(480, help="D435 image height, px")
     capture_frames: int = param(1, help="frames captured per trial (the depth method sees them as one video; the last one is used)")
-    roi_margin_px: int = param(6, help="the operator's box around the target grows by this much, px")
+    roi_margin_px: int = param(6, help="the operator's pointing: grasps whose centre falls on the target's pixels grown by this much (px) are on it")
     gripper_dwell_s: float = param(0.5, help="time the plan gives each gripper command (s), as planner_node publishes it")
     hold_s: float = param(2.0, help="after the lift the arm holds still this long before the judge looks (s)")
     lift_success_m: float = param(0.05, help="success: the target stands at least this much above its start after the hold (m)")
@@ -91,7 +91,7 @@ class SessionSpec:
                     f"custom surface label {self.surface!r} in simulation: name the target objects (--objects), "
                     f"the simulator only knows {', '.join(PAPER_SURFACES)}"
                 )
-            unknown = [o for o in self.objects if o not in KINDS]
+            unknown = [o for o in self.objects if o not in KINDS or not KINDS[o].graspable]
             if unknown:
                 raise SessionSpecError(f"unknown simulated object(s) {unknown}; the library has {', '.join(k for k, v in KINDS.items() if v.graspable)}")
         if self.n_trials < 1:

@@ -16,9 +16,8 @@ Per trial (everything seeded by the trial's seed):
    from the target's perceived position and the rig file's camera poses
    (``config/rig/cobot_magic_sim.yaml``, the rig interface the real robot uses);
 5. **detection** (``detection``): grasps in that arm's base frame; the ones on
-   the target are those whose centre projects into the operator's box around it
-   (its image bounding box grown by a margin: the stand-in for an operator
-   pointing at the object);
+   the target are those whose centre projects onto the target's pixels grown by
+   a margin (the stand-in for an operator pointing at the object);
 6. **planning** (``planning``) from the arm's current joints;
 7. **execution** in physics: the plan as planner_node publishes it
    (:func:`~dkt_grasping.planning.base.plan_to_arrays`) tracked by the arm's
@@ -34,6 +33,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 
 from dkt_grasping.grasp_detection import EmptyCloudError, create_grasp_detector
@@ -58,6 +58,17 @@ def _ms(t0: float) -> float:
 
 def _rounded(a, digits: int = 6) -> list:
     return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
+
+
+def on_mask(grasps, T_base_camera: np.ndarray, intrinsics, mask: np.ndarray) -> list[bool]:
+    """Whether each grasp's centre (base frame) projects onto a True pixel of ``mask`` (H, W) of the camera image."""
+    if not grasps:
+        return []
+    p = transform_points(invert_transform(T_base_camera), np.array([g.position for g in grasps], dtype=np.float64))
+    uv = np.rint(intrinsics.project(p)).astype(np.int64)
+    h, w = mask.shape
+    inside = (p[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    return [bool(ok and mask[v, u]) for ok, (u, v) in zip(inside, uv)]
 
 
 def target_position_camera(cloud_xyz: np.ndarray, intrinsics, roi: list[int]) -> np.ndarray | None:
@@ -160,6 +171,7 @@ class SimulationTrialBackend:
         m = s.roi_margin_px
         roi = [int(cols.min()) - m, int(rows.min()) - m, int(cols.max()) + m, int(rows.max()) + m]  # u0, v0, u1, v1 px
         out.parameters["target_roi_px"] = roi
+        target_mask = cv2.dilate((frame.labels == scene.target + 1).astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8)) > 0
         # -- depth
         t0 = time.perf_counter()
         disparity = self.depth.estimate(np.stack([f.rgb for f in frames]), np.stack([f.raw_depth_m for f in frames]), frame.depth_gt_m)
@@ -210,8 +222,7 @@ class SimulationTrialBackend:
         except EmptyCloudError as exc:
             grasps = []
             out.parameters["detector_message"] = str(exc)
-        uv = frame.intrinsics.project(transform_points(invert_transform(T_base_camera), np.array([g.position for g in grasps]).reshape(-1, 3)))
-        on_target = [g for g, (u, v) in zip(grasps, uv) if roi[0] <= u <= roi[2] and roi[1] <= v <= roi[3]]
+        on_target = [g for g, ok in zip(grasps, on_mask(grasps, T_base_camera, frame.intrinsics, target_mask)) if ok]
         out.timings_ms["grasp_detection"] = _ms(t0)
         out.parameters["grasps_found"] = len(grasps)
         out.parameters["grasps_on_target"] = len(on_target)
