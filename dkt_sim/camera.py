@@ -130,15 +130,22 @@ class SimCamera:
         with self._lock:
             return self._render(camera, width, height, "rgb", self._visible)
 
-    def capture(self, frame_index: int = 0) -> SimFrame:
-        """Colour, ground truth and D435 depth of the ``d435`` camera at the last snapshot."""
-        c, w = self.config, self.world
+    def render_passes(self, see_through: bool = True) -> tuple[np.ndarray, ...]:
+        """The raw renders of the ``d435`` camera at the last snapshot: RGB uint8, depth (m, NaN = nothing),
+        segmentation (geom id, object type) int32 (H, W, 2) and, with ``see_through``, the depth without the
+        translucent objects; plus the snapshot's simulated time (s)."""
+        w = self.world
         with self._lock:
             rgb = self._render("d435", w.width, w.height, "rgb", self._visible)
             depth = self._depth(self._visible)
-            behind = self._depth(self._no_translucent)
             seg = self._render("d435", w.width, w.height, "segmentation", self._visible)
-            sim_time = float(self._snapshot.time)
+            behind = self._depth(self._no_translucent) if see_through else None
+            return rgb, depth, seg, behind, float(self._snapshot.time)
+
+    def capture(self, frame_index: int = 0) -> SimFrame:
+        """Colour, ground truth and D435 depth of the ``d435`` camera at the last snapshot."""
+        c, w = self.config, self.world
+        rgb, depth, seg, behind, sim_time = self.render_passes()
         geom = seg[:, :, 0]
         labels = np.where(geom >= 0, w.geom_label[np.clip(geom, 0, None)], BACKGROUND_LABEL).astype(np.int32)
         # The key light (world) in the camera frame; the view direction is towards the camera along each ray.

@@ -69,3 +69,24 @@ def grasp_sequence(
         vel.append(vs)
         t = float(ts[-1])
     return TimedSequence(np.concatenate(times), np.concatenate(pos), np.concatenate(vel))
+
+
+def tangential_grasp_pose(world, arm: str, index: int, *, tilt_deg: float = 20.0, below_top_m: float = 0.03, offset_m: float = 0.0) -> np.ndarray:
+    """A hand-placed grasp of scene object ``index``: fingertips ``below_top_m`` under its top, closing across it tangentially
+    to ``arm`` (perpendicular to the line from the arm's base), the approach tilted ``tilt_deg`` away from the base.
+
+    Returns ``T_base_tcp`` (4x4, the arm's base frame, m); ``offset_m`` moves it along the closing direction (a miss).
+    """
+    from dkt_grasping.grasp_frames import gripper_frame_from_axes
+    from dkt_stack.transforms import invert_transform, make_transform
+
+    T_base = world.T_world_base(arm)
+    obj = world.object_pose(index)[:3, 3]
+    radial = obj[:2] - T_base[:2, 3]
+    radial /= np.linalg.norm(radial)
+    closing = np.array([-radial[1], radial[0], 0.0])
+    a = np.deg2rad(tilt_deg)
+    R = gripper_frame_from_axes(np.array([*(np.sin(a) * radial), -np.cos(a)]), closing)
+    top = obj[2] + world.scene.objects[index].size[2]
+    T_world_tcp = make_transform(R, [obj[0] + offset_m * closing[0], obj[1] + offset_m * closing[1], top - below_top_m])
+    return invert_transform(T_base) @ T_world_tcp

@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "replay": ("dkt_perception.replay.benchmark", "rosbag replay frames per second"),
     "grasp": ("dkt_grasping.benchmark", "CPU grasp detection and planning timings"),
     "train": ("dkt_training.benchmark", "training steps per second and memory (tiny config)"),
+    "sim": ("dkt_sim.benchmark", "MuJoCo Cobot Magic: render ms, physics real-time factor, seconds per trial"),
 }
 
 

@@ -5,30 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dkt_grasping.grasp_frames import gripper_frame_from_axes
 from dkt_sim.execution import SequenceRunner, TimedSequence, run_to_end
 from dkt_sim.judge import judge_grasp
 from dkt_sim.objects import single_object_scene
-from dkt_sim.scripted import grasp_sequence
+from dkt_sim.scripted import grasp_sequence, tangential_grasp_pose
 from dkt_sim.world import CommandError, SimWorld
-from dkt_stack.transforms import invert_transform, make_transform
 
 X, Y = 0.45, 0.2  # in front of the left arm, 0.23 m from its base
 
 
-def hand_placed(kind: str, *, offset_m: float = 0.0, below_top_m: float = 0.03, tilt_deg: float = 20.0, hold_s: float = 1.0):
-    """A grasp across the object (closing tangential to the left arm, approach tilted away from its base): (world, report, verdict)."""
+def hand_placed(kind: str, *, offset_m: float = 0.0, below_top_m: float = 0.03, hold_s: float = 1.0):
+    """A hand-placed grasp of one object in front of the left arm (see tangential_grasp_pose): (world, report, verdict)."""
     base = np.array([0.2305, 0.297])
     radial = np.array([X, Y]) - base
-    radial /= np.linalg.norm(radial)
     yaw = float(np.arctan2(radial[0], -radial[1]))  # a box's short side (x) along the closing direction
     world = SimWorld(single_object_scene(kind, X, Y, yaw), width=96, height=72)
-    top = world.geometry.table_top_z + world.scene.objects[0].size[2]
-    closing = np.array([-radial[1], radial[0], 0.0])
-    a = np.deg2rad(tilt_deg)
-    R = gripper_frame_from_axes(np.array([*(np.sin(a) * radial), -np.cos(a)]), closing)
-    T_world_tcp = make_transform(R, [X + offset_m * closing[0], Y + offset_m * closing[1], top - below_top_m])
-    seq = grasp_sequence(world.arm_q("left"), invert_transform(world.T_world_base("left")) @ T_world_tcp, 0.07)
+    T_base_tcp = tangential_grasp_pose(world, "left", 0, below_top_m=below_top_m, offset_m=offset_m)
+    seq = grasp_sequence(world.arm_q("left"), T_base_tcp, 0.07)
     z0 = float(world.object_pose(0)[2, 3])
     report = run_to_end(world, SequenceRunner(world, "left", seq, target=0, hold_s=hold_s))
     return world, report, judge_grasp(report, 1, [o.name for o in world.scene.objects], z0)
