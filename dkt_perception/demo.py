@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     parser.add_argument(
         "--trials", type=int, default=0, metavar="N",
-        help="also run N simulated grasp trials per surface type (translucent, reflective, diffusive) and print the success-rate report",
+        help="also run N grasp trials per surface type (translucent, reflective, diffusive) in the MuJoCo physics simulation, "
+        "print the success-rate report and where each trial's pictures are",
     )  # fmt: skip
 
 

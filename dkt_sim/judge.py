@@ -7,8 +7,9 @@ touch it. Otherwise the trial failed at
 * ``execution`` when something went wrong before the gripper closed: an arm
   link, the gripper body or palm hit the table or an object, a finger pressed
   on the table, the target was pushed or tipped, or the arm was blocked;
-* ``grasp`` otherwise: the gripper closed on nothing (or on another object),
-  or the target slipped out during the lift or dropped during the hold.
+* ``grasp`` otherwise: the gripper closed on nothing (or on another object, or
+  on an edge of the target only), or the target slipped out during the lift or
+  dropped during the hold.
 
 The earlier stages (perception, detection, planning) are decided before
 anything moves, by the trial pipeline.
@@ -24,6 +25,8 @@ from dkt_sim.execution import ExecutionReport
 #: The target must rise at least this much (m) and still be held after the hold.
 LIFT_SUCCESS_M = 0.05
 HOLD_S = 2.0
+#: Fingers closed tighter than this (m) while touching the target caught only an edge or a corner of it.
+EDGE_OPENING_M = 0.005
 
 
 @dataclass
@@ -66,6 +69,8 @@ def judge_grasp(report: ExecutionReport, target_label: int, names: list[str], st
         others = sorted(names[k - 1] for k in closed.left | closed.right)
         what = f"closed on {', '.join(others)}" if others else f"closed on nothing ({closed.opening_m * 1000:.0f} mm)"
         return PhysicalOutcome(False, "grasp", f"{what}: {target_name} was not between the fingers", details)
+    if closed.opening_m < EDGE_OPENING_M:
+        return PhysicalOutcome(False, "grasp", f"the fingers closed to {closed.opening_m * 1000:.0f} mm on an edge of {target_name}: nothing firm between them", details)
     if lifted is not None and not lifted.holds(target_label):
         return PhysicalOutcome(False, "grasp", f"{target_name} slipped out of the fingers during the lift", details)
     if held_state is not None and not held_state.holds(target_label):

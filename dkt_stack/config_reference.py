@@ -26,6 +26,7 @@ SECTIONS: dict[str, str] = {
     "grasp_node": "dkt_grasping.nodes.grasp_node:GraspNodeParams",
     "planner_node": "dkt_grasping.nodes.planner_node:PlannerNodeParams",
     "arm_node": "dkt_grasping.nodes.arm_node:ArmNodeParams",
+    "sim_node": "dkt_sim.nodes.sim_node:SimNodeParams",
     "graph files (config/graphs/*.yaml)": "dkt_stack.graph:GraphDescription",
 }
 

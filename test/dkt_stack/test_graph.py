@@ -123,4 +123,4 @@ def test_every_shipped_graph_resolves_to_installed_executables(path):
     assert graph.nodes
     for node in graph.nodes:
         module, func = console_script_target(node.executable).split(":")
-        assert func == "main" and module.split(".")[0] in ("dkt_perception", "dkt_grasping")
+        assert func == "main" and module.split(".")[0] in ("dkt_perception", "dkt_grasping", "dkt_sim")
