@@ -83,6 +83,8 @@ class SessionSpec:
             raise SessionSpecError(
                 f"method {self.method!r} is the simulator's exact depth (an oracle): it exists only with --backend simulation"
             )
+        if self.judge == "physics" and self.backend != "simulation":
+            raise SessionSpecError("the physics judge is the simulator's: on the rig the operator judges (--judge operator or auto)")
         if self.backend == "simulation":
             if self.arm != "simulated":
                 raise SessionSpecError(f"the simulation backend drives the simulated arm; got arm {self.arm!r}")

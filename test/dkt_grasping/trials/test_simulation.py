@@ -97,6 +97,8 @@ def test_bad_session_specs():
         _spec(objects=["cork_mat"])  # a flat distractor, not a target
     assert _spec(surface="wood", objects=["soda_can"]).objects == ["soda_can"]  # a custom label with named objects
     assert _spec(judge="auto").resolved_judge == "physics" and _spec(judge="operator").resolved_judge == "operator"
+    with pytest.raises(SessionSpecError, match="the physics judge is the simulator's"):
+        SessionSpec(backend="rig", arm="left", judge="physics")
 
 
 def test_cli_run_resume_and_errors(tmp_path, capsys):
