@@ -159,3 +159,51 @@ def test_goal_set_rrt_reaches_one_of_several_pregrasps_around_a_wall():
     scene = SceneCollision(wall)
     assert not any(planner.collision.in_collision(q, scene) for q in move.positions[::5])
     np.testing.assert_allclose(move.positions[-1], planner.reachability.check([grasps[plan.grasp_index]], wall)[0].goals[0].q_pre, atol=1e-9)
+
+
+def two_arm_rig():
+    """Two arms 0.6 m apart (bases at y = +-0.3 in a shared table frame) and a camera above the table looking down."""
+    T_world_cam = look_at_camera(np.array([0.25, 0.0, 0.65]), [0.35, 0.0, 0.0])
+    bases = {"left": make_transform(None, [0.0, 0.3, 0.0]), "right": make_transform(None, [0.0, -0.3, 0.0])}
+    return T_world_cam, {name: np.linalg.inv(T) @ T_world_cam for name, T in bases.items()}
+
+
+@pytest.mark.parametrize(("object_y", "expected"), [(0.25, "left"), (-0.25, "right")])
+def test_dual_arm_choice_picks_the_arm_that_can_reach(object_y, expected):
+    from dkt_grasping.arm_choice import ArmOption, choose_arm
+
+    T_world_cam, T_base_cam = two_arm_rig()
+    # one object near one arm's base side, out of the other arm's reach (0.55 m + away)
+    cloud_world = tabletop_cloud(
+        [Box(0.35, object_y, (0.04, 0.05, 0.08), yaw=0.3)], table_extent=(0.1, 0.6, -0.45, 0.45), density=2e5,
+        camera_position=T_world_cam[:3, 3], noise=0.0005, seed=2,
+    )  # fmt: skip
+    cloud_cam = to_camera_frame(cloud_world, T_world_cam).astype(np.float32)
+    ws = WorkspaceLimits(y_min=-0.65, y_max=0.65)
+    options = [
+        ArmOption(name, T_base_cam[name], ExecutableGraspDetector(create_grasp_detector("antipodal"), ReachabilityChecker()), ws)
+        for name in ("left", "right")
+    ]
+    choice = choose_arm(options, cloud_cam, None)
+    assert choice.arm == expected, choice.reason
+    other = "right" if expected == "left" else "left"
+    assert choice.per_arm[expected]["executable"] > 0
+    assert choice.per_arm[other]["best_score"] is None or choice.per_arm[other]["best_score"] < choice.per_arm[expected]["best_score"]
+    # the chosen arm's grasps are in its own base frame and executable there
+    planner = create_planner("cpu", {"workspace": {"y_min": -0.65, "y_max": 0.65}})
+    plan = planner.plan_grasp(Q_READY, choice.grasps, transform_points(T_base_cam[expected], cloud_cam.astype(np.float64)))
+    assert plan.grasp_index == 0
+
+
+def test_dual_arm_choice_says_when_no_arm_can_reach():
+    from dkt_grasping.arm_choice import ArmOption, choose_arm
+
+    T_world_cam, T_base_cam = two_arm_rig()
+    far = tabletop_cloud([Box(0.95, 0.0, (0.04, 0.05, 0.08))], table_extent=(0.8, 1.1, -0.2, 0.2), density=2e5, seed=3)
+    cloud_cam = to_camera_frame(far, T_world_cam).astype(np.float32)
+    options = [
+        ArmOption(n, T_base_cam[n], ExecutableGraspDetector(create_grasp_detector("antipodal"), ReachabilityChecker()), WorkspaceLimits(x_max=1.2))
+        for n in ("left", "right")
+    ]
+    choice = choose_arm(options, cloud_cam, None)
+    assert choice.arm is None and choice.grasps == [] and "no arm can execute" in choice.reason
