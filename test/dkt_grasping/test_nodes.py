@@ -43,10 +43,9 @@ def test_cloud_to_grasp_to_plan_to_arm(ros):
     states.wait(1, timeout=10)
     pub = ros.publisher(PointCloud2, "/points")
     ros.wait_for_subscribers(pub)
+    from std_msgs.msg import Float32MultiArray
     from std_srvs.srv import Trigger
     from visualization_msgs.msg import MarkerArray
-
-    from std_msgs.msg import Float32MultiArray
 
     markers = ros.collect(MarkerArray, "/grasps/markers")
     infos = ros.collect(Float32MultiArray, "/grasp_info")
