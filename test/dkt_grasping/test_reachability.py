@@ -148,7 +148,7 @@ def test_goal_set_rrt_reaches_one_of_several_pregrasps_around_a_wall():
     grasps = [grasp_at((0.32, y, 0.06), 30.0) for y in (-0.12, 0.12)]
     # two small blocks where the tool passes on straight joint paths from the raised arm down to either pre-grasp
     cube = np.stack(np.meshgrid(*[np.linspace(-0.015, 0.015, 4)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    wall = np.concatenate([cube + [0.315, y, 0.267] for y in (-0.04, 0.04)])
+    wall = np.concatenate([cube + np.array([0.315, y, 0.267]) for y in (-0.04, 0.04)])
     for g in grasps:
         goal = planner.reachability.check([g], wall)[0].goals[0]  # the goals themselves are free...
         assert planner.collision.path_in_collision(Q_READY, goal.q_pre, SceneCollision(wall))  # ...the straight paths are not
