@@ -291,6 +291,8 @@ def _fit_edge(img: np.ndarray, H: np.ndarray, edge: int) -> tuple[float, float] 
     ends = np.array([H @ (a[0], a[1], 1.0), H @ (b[0], b[1], 1.0)])
     ends = ends[:, :2] / ends[:, 2:]
     mid = 0.5 * (ends[0, 0] + ends[1, 0])
+    if not abs(ends[1, 0] - ends[0, 0]) >= 1.0:  # a degenerate (or non-finite) edge
+        return None
     slope = (ends[1, 1] - ends[0, 1]) / (ends[1, 0] - ends[0, 0])
 
     def column_v(offset_cells: float, u):

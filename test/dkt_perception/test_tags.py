@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dkt_perception.synthetic_scene import SceneConfig, SyntheticScene, TagSpec, default_scene
+from dkt_perception.tag_accuracy import corner_errors
 from dkt_perception.tags import (
     TagConfig,
     TagDetector,
@@ -149,18 +150,12 @@ def test_detectors_can_be_created_and_dropped_repeatedly(scene, frame):
         del det
 
 
-def _corner_errors(det, scene) -> np.ndarray:
-    """Detected minus exactly projected corners (4x2 px), matched by nearest neighbour (the patterns' axes differ)."""
-    truth = scene.intrinsics.project(next(t for t in scene.tags if t.id == det.id).corners_camera())
-    return np.array([c - truth[np.argmin(np.linalg.norm(truth - c, axis=1))] for c in det.corners_px])
-
-
 def test_refined_corners_are_within_hundredths_of_a_pixel(scene, observation):
     # Against the exactly projected corners, with the scene's sensor noise (pupil-apriltags' own: up to ~0.2 px).
     assert len(observation.detections) == 3
     for det in observation.detections:
         assert det.corners_refined
-        assert np.abs(_corner_errors(det, scene)).max() < 0.04
+        assert np.abs(corner_errors(det, scene)).max() < 0.04
         np.testing.assert_allclose(det.center_px, diagonal_intersection(det.corners_px))
 
 
@@ -179,7 +174,7 @@ def test_refinement_does_not_depend_on_the_sub_pixel_phase():
         )  # fmt: skip
         (det,), _ = TagDetector(TagConfig(ids=[3], sizes_m=[0.08])).detect(s.render(0).rgb, s.intrinsics)
         assert det.corners_refined
-        worst = max(worst, float(np.abs(_corner_errors(det, s)).max()))
+        worst = max(worst, float(np.abs(corner_errors(det, s)).max()))
     assert worst < 0.01
 
 
@@ -189,7 +184,7 @@ def test_small_tags_and_flat_images_keep_the_detector_corners():
     s = SyntheticScene(cfg)
     (det,), _ = TagDetector(TagConfig(ids=[4], sizes_m=[0.06])).detect(s.render(0).rgb, s.intrinsics)
     assert not det.corners_refined
-    assert np.abs(_corner_errors(det, s)).max() < 0.5
+    assert np.abs(corner_errors(det, s)).max() < 0.5
     # No ink/paper contrast along the edges: nothing to fit.
     flat = np.full((240, 320), 128, dtype=np.uint8)
     assert refine_square_corners(flat, det.corners_px) is None
