@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dkt_grasping.reachability import ArmModelConfig
 from dkt_sim.camera import CameraConfig, SimCamera, SimFrame
 from dkt_sim.execution import ExecutionReport, SequenceRunner, TimedSequence
 from dkt_sim.mjcf import PhysicsConfig
@@ -45,6 +46,7 @@ class SimRuntimeConfig:
     realtime_factor: float = param(1.0, help="simulated seconds per wall-clock second (the physics thread sleeps to keep it)")
     scene: SceneRandomisation = param(default_factory=SceneRandomisation, help="how scenes are drawn")
     physics: PhysicsConfig = param(default_factory=PhysicsConfig, help="physics and control settings")
+    arm: ArmModelConfig = param(default_factory=ArmModelConfig, help="the arms' kinematic model: give it the planner's (zero convention, tool)")
     camera: CameraConfig = param(default_factory=CameraConfig, help="the simulated D435's sensor model")
 
     def __post_init__(self):
@@ -79,7 +81,7 @@ class SimRuntime:
     def _build(self, seed: int) -> None:
         c = self.config
         self.scene = randomise_scene(seed, c.surface, config=c.scene)
-        self.world = SimWorld(self.scene, width=c.width, height=c.height, physics=c.physics)
+        self.world = SimWorld(self.scene, width=c.width, height=c.height, physics=c.physics, arm_model=c.arm)
         self.camera = SimCamera(self.world, c.camera, seed=seed)
         self._runners: dict[str, SequenceRunner | None] = {a: None for a in self.world.arms}
         self._last: dict[str, ExecutionReport | None] = {a: None for a in self.world.arms}

@@ -2,10 +2,13 @@
 
 Arms: each PiPER's kinematic chain is written from :mod:`dkt_grasping.piper_model`
 at run time: body i sits at ``dh_link_transform(DH_ALPHA[i], DH_A[i],
-DH_THETA_OFFSET[i], DH_D[i])`` in its parent and rotates about its z axis
-within ``JOINT_LOWER..JOINT_UPPER``; a ``tcp`` site sits ``DEFAULT_TCP_OFFSET``
-along the flange z axis. So the planner's model and the simulated arm cannot
-disagree (a test compares the tcp site with ``PiperKinematics().fk`` to 1e-6).
+dh_theta_offset(dh_is_offset)[i], DH_D[i])`` in its parent and rotates about its
+z axis within ``JOINT_LOWER..JOINT_UPPER``; a ``tcp`` site sits ``tcp_offset``
+along the flange z axis, both from an
+:class:`~dkt_grasping.reachability.ArmModelConfig` (the firmware's zero
+convention and the tool), the planner's own. So the planner's model and the simulated arm cannot
+disagree (a test compares the tcp site with ``PiperKinematics(...).fk`` to 1e-6
+for both conventions).
 Link shapes are the planner's capsules (:class:`~dkt_grasping.collision.ArmCollisionConfig`)
 and gripper boxes (:class:`~dkt_grasping.gripper.GripperConfig`); masses are
 rough figures for a 4.2 kg arm and matter little: the bodies are gravity
@@ -31,17 +34,8 @@ import numpy as np
 
 from dkt_grasping.collision import ArmCollisionConfig
 from dkt_grasping.gripper import GripperConfig
-from dkt_grasping.piper_model import (
-    DEFAULT_TCP_OFFSET,
-    DH_A,
-    DH_ALPHA,
-    DH_D,
-    DH_THETA_OFFSET,
-    JOINT_LOWER,
-    JOINT_NAMES,
-    JOINT_UPPER,
-    dh_link_transform,
-)
+from dkt_grasping.piper_model import DH_A, DH_ALPHA, DH_D, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, dh_link_transform, dh_theta_offset
+from dkt_grasping.reachability import ArmModelConfig
 from dkt_sim.objects import PlacedObject, SceneSpec
 from dkt_sim.rig_geometry import COBOT_MAGIC, CobotMagicGeometry
 from dkt_stack.config import param
@@ -100,13 +94,12 @@ def _inertial(mass: float, half: float = 0.03) -> str:
     return f'<inertial pos="0 0 0" mass="{mass:.6g}" diaginertia="{i:.6g} {i:.6g} {i:.6g}"/>'
 
 
-def arm_xml(arm: str, T_world_base: np.ndarray, physics: PhysicsConfig) -> tuple[str, str, str]:
+def arm_xml(arm: str, T_world_base: np.ndarray, physics: PhysicsConfig, arm_model: ArmModelConfig) -> tuple[str, str, str]:
     """(worldbody XML, actuator XML, equality XML) of one PiPER arm named ``arm`` (names are prefixed ``{arm}_``)."""
     caps, grip = ArmCollisionConfig(), GripperConfig()
-    if abs(grip.flange_to_fingertip - DEFAULT_TCP_OFFSET) > 1e-6:
-        raise ValueError(f"gripper geometry ({grip.flange_to_fingertip} m flange to fingertips) disagrees with the tcp offset {DEFAULT_TCP_OFFSET} m")
+    offsets, tcp = dh_theta_offset(arm_model.dh_is_offset), arm_model.tcp_offset
     # Capsule (start, end) in the body frame of link i: the origin and link i+1's origin (fixed in link i).
-    child_origin = [dh_link_transform(DH_ALPHA[i], DH_A[i], DH_THETA_OFFSET[i], DH_D[i])[:3, 3] for i in range(6)]
+    child_origin = [dh_link_transform(DH_ALPHA[i], DH_A[i], offsets[i], DH_D[i])[:3, 3] for i in range(6)]
     capsule_of = {0: (child_origin[0], caps.base_radius), 2: (child_origin[2], caps.upper_arm_radius),
                   3: (child_origin[3], caps.forearm_radius), 5: (child_origin[5], caps.wrist_radius)}  # fmt: skip
     cls = 'class="arm"'
@@ -116,7 +109,7 @@ def arm_xml(arm: str, T_world_base: np.ndarray, physics: PhysicsConfig) -> tuple
     lines.append(f'  <geom name="{arm}_base" {cls} type="capsule" fromto="0 0 0 {_v(end)}" size="{radius}"/>')
     indent = "  "
     for i in range(6):
-        T = dh_link_transform(DH_ALPHA[i], DH_A[i], DH_THETA_OFFSET[i], DH_D[i])
+        T = dh_link_transform(DH_ALPHA[i], DH_A[i], offsets[i], DH_D[i])
         body = f"{arm}_link{i + 1}"
         lines.append(f'{indent}<body name="{body}" pos="{_v(T[:3, 3])}" quat="{_quat_wxyz(T[:3, :3])}" gravcomp="1">')
         indent += "  "
@@ -128,21 +121,24 @@ def arm_xml(arm: str, T_world_base: np.ndarray, physics: PhysicsConfig) -> tuple
         if i + 1 in capsule_of:
             end, radius = capsule_of[i + 1]
             lines.append(f'{indent}<geom name="{arm}_link{i + 1}_capsule" {cls} type="capsule" fromto="0 0 0 {_v(end)}" size="{radius}"/>')
-    # link6 = flange: gripper body, palm, fingers, tcp site (z = approach, y = closing).
+    # link6 = flange: gripper body, palm, fingers (their tips at the tcp), tcp site (z = approach, y = closing).
     L, t, w = grip.finger_length, grip.finger_thickness, grip.finger_width
-    body_len, palm = grip.body_length, grip.palm_depth
+    palm = grip.palm_depth
+    body_len = tcp - L - palm  # the gripper body fills the rest, from the flange to the palm
+    if body_len <= 0:
+        raise ValueError(f"tcp_offset {tcp} m is shorter than the fingers and palm ({L + palm} m)")
     span = grip.max_opening / 2 + t
     lines += [
         f'{indent}<geom name="{arm}_gripper_body" {cls} type="box" pos="0 0 {body_len / 2:.9g}" size="{grip.body_half_extent} {grip.body_half_extent} {body_len / 2:.9g}"/>',
         f'{indent}<geom name="{arm}_palm" {cls} type="box" pos="0 0 {body_len + palm / 2:.9g}" size="{grip.palm_width / 2:.9g} {span:.9g} {palm / 2:.9g}"/>',
-        f'{indent}<site name="{arm}_tcp" pos="0 0 {DEFAULT_TCP_OFFSET:.9g}" size="0.005" group="5"/>',
+        f'{indent}<site name="{arm}_tcp" pos="0 0 {tcp:.9g}" size="0.005" group="5"/>',
     ]
     for side, sign in (("left", 1.0), ("right", -1.0)):
         lines += [
             f'{indent}<body name="{arm}_finger_{side}" gravcomp="1">',
             f"{indent}  {_inertial(FINGER_MASS, 0.01)}",
             f'{indent}  <joint name="{arm}_finger_{side}" type="slide" axis="0 {sign:g} 0" range="0 {FINGER_TRAVEL}" damping="8" armature="0.01"/>',
-            f'{indent}  <geom name="{arm}_finger_{side}" class="finger" type="box" pos="0 {sign * t / 2:.9g} {DEFAULT_TCP_OFFSET - L / 2:.9g}" '
+            f'{indent}  <geom name="{arm}_finger_{side}" class="finger" type="box" pos="0 {sign * t / 2:.9g} {tcp - L / 2:.9g}" '
             f'size="{w / 2:.9g} {t / 2:.9g} {L / 2:.9g}"/>',
             f"{indent}</body>",
         ]
@@ -250,10 +246,11 @@ def build_model_spec(
     height: int = 480,
     geometry: CobotMagicGeometry = COBOT_MAGIC,
     physics: PhysicsConfig | None = None,
+    arm_model: ArmModelConfig | None = None,
     offscreen: tuple[int, int] | None = None,
 ) -> ModelSpec:
     """The whole world (room, arms, scene objects) with a ``width`` x ``height`` D435 (``offscreen``: the largest render size)."""
-    physics = physics or PhysicsConfig()
+    physics, arm_model = physics or PhysicsConfig(), arm_model or ArmModelConfig()
     g = geometry
     # MuJoCo's pinhole: square pixels, principal point at ((W-1)/2, (H-1)/2), vertical field of view 2 atan(H / 2 fy).
     fovy = float(np.degrees(2 * np.arctan(height / (2 * g.intrinsics(width, height).fy))))
@@ -265,7 +262,7 @@ def build_model_spec(
         asset_xml.append(f'<texture name="tag{tag.id}" type="2d" file="tag{tag.id}.png"/>')
         asset_xml.append(f'<material name="tag{tag.id}" texture="tag{tag.id}" specular="0" shininess="0"/>')
     for arm in g.arms:
-        body, act, eq = arm_xml(arm.name, arm.T_world_base, physics)
+        body, act, eq = arm_xml(arm.name, arm.T_world_base, physics, arm_model)
         bodies.append(body)
         actuators.append(act)
         equalities.append(eq)

@@ -49,9 +49,9 @@ def grasp_sequence(
     T_lift = T_base_tcp.copy()
     T_lift[2, 3] += lift_m
     q0 = np.asarray(q_start, dtype=np.float64)
-    q_pre = kin.ik(T_pre, q0)
-    q_grasp = kin.ik(T_base_tcp, q_pre, num_random_seeds=0)
-    q_lift = kin.ik(T_lift, q_grasp, num_random_seeds=0)
+    q_pre = kin.ik(T_pre, q0)  # the branch nearest the start, then stay on it
+    q_grasp = kin.ik(T_base_tcp, q_pre)
+    q_lift = kin.ik(T_lift, q_grasp)
     times, pos, vel = [np.array([0.0])], [np.array([[*q0, 0.0]])], [np.zeros((1, 7))]
     t = 0.0
     pieces = [(q0, q0, opening, dwell_s), (q0, q_pre, opening, None), (q_pre, q_grasp, opening, None),

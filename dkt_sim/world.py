@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dkt_grasping.piper_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from dkt_grasping.reachability import ArmModelConfig
 from dkt_sim.mjcf import FINGER_TRAVEL, PhysicsConfig, build_model_spec
 from dkt_sim.mujoco_runtime import load_mujoco
 from dkt_sim.objects import SceneSpec
@@ -64,7 +65,8 @@ class ArmHandles:
 
 
 class SimWorld:
-    """Rig + scene in MuJoCo. ``width`` x ``height`` is the D435's image size (sets its vertical field of view)."""
+    """Rig + scene in MuJoCo. ``width`` x ``height`` is the D435's image size (sets its vertical field of view);
+    ``arm_model`` the PiPERs' zero convention and tool (the planner's :class:`~dkt_grasping.reachability.ArmModelConfig`)."""
 
     def __init__(
         self,
@@ -74,14 +76,17 @@ class SimWorld:
         height: int = 480,
         geometry: CobotMagicGeometry = COBOT_MAGIC,
         physics: PhysicsConfig | None = None,
+        arm_model: ArmModelConfig | None = None,
         offscreen: tuple[int, int] | None = None,
     ):
         mujoco = load_mujoco()
         self.mj = mujoco
         self.scene, self.geometry = scene, geometry
-        self.physics = physics or PhysicsConfig()
+        self.physics, self.arm_model = physics or PhysicsConfig(), arm_model or ArmModelConfig()
         self.width, self.height = width, height
-        spec = build_model_spec(scene, width=width, height=height, geometry=geometry, physics=self.physics, offscreen=offscreen)
+        spec = build_model_spec(
+            scene, width=width, height=height, geometry=geometry, physics=self.physics, arm_model=self.arm_model, offscreen=offscreen
+        )
         self.model = mujoco.MjModel.from_xml_string(spec.xml, spec.assets)
         self.data = mujoco.MjData(self.model)
         m = self.model

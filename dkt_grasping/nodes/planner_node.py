@@ -5,7 +5,9 @@ Subscribes: grasps (PoseArray, base frame, best first), grasp_info
 frame), joint_states (sensor_msgs/JointState of joint1..joint6).
 Publishes: joint_trajectory (trajectory_msgs/JointTrajectory, joints
 joint1..joint6 + ``gripper`` opening in m, gripper effort in the effort field),
-/diagnostics with the planning time or the planner's refusal reason.
+/diagnostics with the planning time and which grasp of the goal set was
+planned (``grasp_index``, 0 = best ranked), or the planner's refusal reason.
+The grasps are a goal set: the planner executes the best one it can reach.
 """
 
 from __future__ import annotations
@@ -127,8 +129,8 @@ class PlannerNode(Node):
         times, pos, vel, eff = plan_to_arrays(plan, self.params.gripper_dwell_s)
         header = cv.make_header(msg.header.frame_id, stamp=msg.header.stamp)
         self._pub.publish(cv.arrays_to_joint_trajectory([*JOINT_NAMES, GRIPPER_JOINT], times, pos, vel, eff, header))
-        used = next((i for i, g in enumerate(grasps) if g is plan.grasp), -1)  # index in the received PoseArray
-        self.diagnostics.set(OK, "plan published", failure="", plan_request=self._requests, grasp_index=used)
+        # which grasp of the received PoseArray the goal set chose (0 = the best ranked)
+        self.diagnostics.set(OK, f"plan published for grasp {plan.grasp_index}", failure="", plan_request=self._requests, grasp_index=plan.grasp_index)
         self.diagnostics.update(plan_ms=ms, plan_duration_s=float(times[-1]), grasp_score=plan.grasp.score)
 
 

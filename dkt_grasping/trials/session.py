@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from dkt_grasping.reachability import ReachabilityConfig
 from dkt_sim.mjcf import PhysicsConfig
 from dkt_sim.objects import KINDS, SceneRandomisation
 from dkt_stack.config import from_dict, param, to_dict
@@ -65,6 +66,12 @@ class SessionSpec:
     )
     holding_threshold_m: float = param(0.005, help="gripper opening after closing above this = holding something (the suggestion), m")
     grasp_detector: str = param("antipodal", help="grasp detector (dkt_grasping.grasp_detection)")
+    check_reachability: bool = param(
+        True, help="simulation: keep only grasps the arm can execute and choose the arm by them, as grasp_node does (false: every grasp, nearest arm)"
+    )
+    reachability: ReachabilityConfig = param(
+        default_factory=ReachabilityConfig, help="simulation: the arm model (also the simulated arms' and the planner's) and the executability check"
+    )
     planner: str = param("cpu", help="motion planner (dkt_grasping.planning)")
     weights_dir: str = param("", help="DKT weights folder; empty = $DKT_WEIGHTS_DIR or ~/.cache/dkt_stack/weights")
     depth_anything_model: str = param("depth-anything/Depth-Anything-V2-Small-hf", help="HF id or folder for depth_anything_v2")

@@ -12,14 +12,17 @@ Per trial (everything seeded by the trial's seed):
    method (``dkt``, ``depth_anything_v2``) scaled by the AprilTags on the
    table through :class:`~dkt_perception.metric_pipeline.MetricPipeline`; then
    the same cloud builder for all;
-4. **arm**: :func:`dkt_grasping.trials.arm_choice.choose_arm` picks the arm
-   from the target's perceived position and the rig file's camera poses
-   (``config/rig/cobot_magic_sim.yaml``, the rig interface the real robot uses);
-5. **detection** (``detection``): grasps in that arm's base frame; the ones on
-   the target are those whose centre projects onto the target's pixels grown by
-   a margin (the stand-in for an operator pointing at the object);
-6. **planning** (``planning``) from the arm's current joints;
-7. **execution** in physics: the plan as planner_node publishes it
+4. **detection and arm** (``detection``): as grasp_node does on a two-arm rig,
+   each arm (its camera pose from ``config/rig/cobot_magic_sim.yaml``, the rig
+   interface the real robot uses) gets the grasps it can execute
+   (:class:`~dkt_grasping.grasp_detection.executable.ExecutableGraspDetector`),
+   of which the trial keeps those on the target: their centre projects onto the
+   target's pixels grown by a margin (the stand-in for an operator pointing at
+   the object); :func:`dkt_grasping.arm_choice.choose_arm` picks the arm with
+   the best. Without ``check_reachability``: every grasp, and the arm whose base
+   is nearest the target (:func:`nearest_arm`);
+5. **planning** (``planning``) from the arm's current joints;
+6. **execution** in physics: the plan as planner_node publishes it
    (:func:`~dkt_grasping.planning.base.plan_to_arrays`) tracked by the arm's
    position actuators, the gripper closing by force, the lift, a hold;
    :func:`dkt_sim.judge.judge_grasp` says held, or ``execution`` / ``grasp``.
@@ -36,15 +39,18 @@ import time
 import cv2
 import numpy as np
 
+from dkt_grasping.arm_choice import ArmOption, choose_arm
 from dkt_grasping.grasp_detection import EmptyCloudError, create_grasp_detector
+from dkt_grasping.grasp_detection.executable import ExecutableGraspDetector
 from dkt_grasping.planning import GripperCommand, PlanningError, create_planner
 from dkt_grasping.planning.base import JointTrajectory
-from dkt_grasping.trials.arm_choice import choose_arm
+from dkt_grasping.reachability import ReachabilityChecker
 from dkt_grasping.trials.backend import PhysicsOutcome, TrialAttempt
 from dkt_grasping.trials.depth_methods import TrialDepthMethod
 from dkt_grasping.trials.session import SessionSpec
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_perception.metric_pipeline import MetricPipeline, MetricPipelineConfig
+from dkt_stack.config import to_dict
 from dkt_stack.rig import load_rig
 from dkt_stack.transforms import invert_transform, transform_points
 
@@ -58,6 +64,36 @@ def _ms(t0: float) -> float:
 
 def _rounded(a, digits: int = 6) -> list:
     return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
+
+
+class OnTarget:
+    """A grasp detector keeping only the grasps on the trial's target: the operator pointing at it.
+
+    A grasp is on the target when its centre projects onto the target's pixels (``mask``, (H, W) bool, grown by a
+    margin). ``last`` is the wrapped detector's (the executable check's drop counts, for the arm choice).
+    """
+
+    def __init__(self, detector, mask: np.ndarray, intrinsics):
+        self.detector, self.mask, self.intrinsics = detector, mask, intrinsics
+
+    @property
+    def last(self):
+        return getattr(self.detector, "last", None)
+
+    def detect(self, points, colors, T_base_camera, workspace):
+        grasps = self.detector.detect(points, colors, T_base_camera, workspace)
+        return [g for g, ok in zip(grasps, on_mask(grasps, T_base_camera, self.intrinsics, self.mask)) if ok]
+
+
+def nearest_arm(target_camera: np.ndarray | None, roi: list[int], cloud_xyz: np.ndarray, intrinsics, T_base_camera: dict[str, np.ndarray]) -> str:
+    """The arm whose base is nearest the target (horizontal distance in each base frame), seen at ``target_camera``
+    (camera frame, m), or when nothing was measured there, on the operator box's centre ray at the cloud's median depth."""
+    if target_camera is None:
+        u, v = (roi[0] + roi[2]) / 2, (roi[1] + roi[3]) / 2
+        z = float(np.nanmedian(cloud_xyz[:, 2]))
+        target_camera = np.array([(u - intrinsics.cx) / intrinsics.fx * z, (v - intrinsics.cy) / intrinsics.fy * z, z])
+    p = np.asarray(target_camera, dtype=np.float64).reshape(1, 3)
+    return min(T_base_camera, key=lambda name: float(np.linalg.norm(transform_points(T_base_camera[name], p)[0, :2])))
 
 
 def on_mask(grasps, T_base_camera: np.ndarray, intrinsics, mask: np.ndarray) -> list[bool]:
@@ -95,6 +131,7 @@ class SimulationTrialBackend:
         self.rig = load_rig(SIM_RIG)
         self.T_base_camera = {name: mount.T_base_camera for name, mount in self.rig.arms.items()}
         self.workspace = WorkspaceLimits()
+        self.checker = ReachabilityChecker(spec.reachability) if spec.check_reachability else None
         self._checksum: str | None = None
 
     def weights_checksum(self) -> str:
@@ -135,7 +172,10 @@ class SimulationTrialBackend:
         s = self.spec.simulation
         t0 = time.perf_counter()
         tile = (s.strip_tile_px, round(s.strip_tile_px * s.height / s.width))
-        world = SimWorld(scene, width=s.width, height=s.height, physics=s.physics, offscreen=(max(s.width, tile[0]), max(s.height, tile[1])))
+        world = SimWorld(
+            scene, width=s.width, height=s.height, physics=s.physics, arm_model=self.spec.reachability.arm,
+            offscreen=(max(s.width, tile[0]), max(s.height, tile[1])),
+        )  # fmt: skip
         camera = SimCamera(world, seed=seed)
         strip = PictureStrip(s.strip_tile_px) if s.strips else None
         out.timings_ms["scene"] = _ms(t0)
@@ -204,33 +244,36 @@ class SimulationTrialBackend:
         if cloud.rgb is not None:
             out.snapshots["cloud_rgb"] = cloud.rgb
         out.parameters["cloud_points"] = len(cloud)
-        # -- which arm: from where the target is seen (perceived points in the operator's box; else the box centre's ray at the cloud's median depth)
-        target_cam = target_position_camera(cloud.xyz, frame.intrinsics, roi)
-        if target_cam is None:
-            u, v = (roi[0] + roi[2]) / 2, (roi[1] + roi[3]) / 2
-            z = float(np.nanmedian(cloud.xyz[:, 2]))
-            target_cam = np.array([(u - frame.intrinsics.cx) / frame.intrinsics.fx * z, (v - frame.intrinsics.cy) / frame.intrinsics.fy * z, z])
-        arm = choose_arm(target_cam, self.T_base_camera)
-        T_base_camera = self.T_base_camera[arm]
-        out.parameters["arm"] = arm
-        out.parameters["target_camera_m"] = _rounded(target_cam, 4)
-        # -- grasp detection, then the grasps on the target
+        # -- grasps on the target, and which arm takes them: as grasp_node does with a rig's two arms, each arm gets the
+        # grasps it can execute and the arm with the best one (on the target) wins; without the reachability check,
+        # every grasp, and the arm whose base is nearest the target
         t0 = time.perf_counter()
-        detector = create_grasp_detector(spec.grasp_detector, {"seed": seed % (2**31)} if spec.grasp_detector == "antipodal" else None)
-        try:
-            grasps = detector.detect(cloud.xyz, cloud.rgb, T_base_camera, self.workspace)
-        except EmptyCloudError as exc:
-            grasps = []
-            out.parameters["detector_message"] = str(exc)
-        on_target = [g for g, ok in zip(grasps, on_mask(grasps, T_base_camera, frame.intrinsics, target_mask)) if ok]
+        base_detector = create_grasp_detector(spec.grasp_detector, {"seed": seed % (2**31)} if spec.grasp_detector == "antipodal" else None)
+        detector = ExecutableGraspDetector(base_detector, self.checker) if spec.check_reachability else base_detector
+        options = [ArmOption(name, T, OnTarget(detector, target_mask, frame.intrinsics), self.workspace) for name, T in self.T_base_camera.items()]
+        if spec.check_reachability:
+            choice = choose_arm(options, cloud.xyz, cloud.rgb)
+            arm, on_target = choice.arm, choice.grasps
+            out.parameters["arm_choice"] = {"reason": choice.reason, "per_arm": choice.per_arm}
+        else:
+            arm = nearest_arm(target_position_camera(cloud.xyz, frame.intrinsics, roi), roi, cloud.xyz, frame.intrinsics, self.T_base_camera)
+            option = next(o for o in options if o.name == arm)
+            try:
+                on_target = option.detector.detect(cloud.xyz, cloud.rgb, option.T_base_camera, option.workspace)
+            except EmptyCloudError as exc:
+                on_target = []
+                out.parameters["detector_message"] = str(exc)
         out.timings_ms["grasp_detection"] = _ms(t0)
-        out.parameters["grasps_found"] = len(grasps)
+        out.parameters["arm"] = arm
         out.parameters["grasps_on_target"] = len(on_target)
-        if not on_target:
-            return self._fail(out, "grasp_detection", f"no grasp on {out.target} ({len(grasps)} grasps in the scene)")
+        if arm is None or not on_target:
+            why = out.parameters["arm_choice"]["reason"] if arm is None else "none found"
+            return self._fail(out, "grasp_detection", f"no executable grasp on {out.target}: {why}")
+        T_base_camera = self.T_base_camera[arm]
         # -- planning, from where the arm is
         t0 = time.perf_counter()
-        planner = create_planner(spec.planner, {"seed": seed % (2**31)} if spec.planner == "cpu" else None)
+        arm_model = to_dict(spec.reachability.arm)
+        planner = create_planner(spec.planner, {"seed": seed % (2**31), "arm": arm_model} if spec.planner == "cpu" else None)
         scene_points = transform_points(T_base_camera, cloud.xyz.astype(np.float64))
         q_start = world.arm_q(arm)
         try:
@@ -242,7 +285,7 @@ class SimulationTrialBackend:
         g = plan.grasp
         out.grasp = {
             "arm": arm, "pose_base": _rounded(g.pose), "width_m": round(float(g.width), 5), "score": round(float(g.score), 5),
-            "depth_m": round(float(g.depth), 5), "rank_among_target_grasps": next(i for i, c in enumerate(on_target) if c is g),
+            "depth_m": round(float(g.depth), 5), "rank_among_target_grasps": int(plan.grasp_index),
         }  # fmt: skip
         out.trajectory = {
             "steps": [

@@ -7,6 +7,7 @@ import pytest
 
 from dkt_grasping.kinematics import PiperKinematics
 from dkt_grasping.piper_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from dkt_grasping.reachability import ArmModelConfig
 from dkt_sim.mjcf import FINGER_TRAVEL
 from dkt_sim.objects import single_object_scene
 from dkt_sim.rig_geometry import COBOT_MAGIC, rig_yaml
@@ -20,8 +21,12 @@ def world():
     return SimWorld(single_object_scene("soda_can", 0.5, -0.2), width=160, height=120)
 
 
-def test_tcp_site_is_the_planners_forward_kinematics(world):
-    kin = PiperKinematics()
+@pytest.mark.parametrize("dh_is_offset", [1, 0])
+def test_tcp_site_is_the_planners_forward_kinematics(dh_is_offset):
+    """For either PiPER zero convention, and a non-default tool, the MuJoCo tcp is PiperKinematics' tcp."""
+    arm_model = ArmModelConfig(dh_is_offset=dh_is_offset, tcp_offset=0.14)
+    world = SimWorld(single_object_scene("soda_can", 0.5, -0.2), width=96, height=72, arm_model=arm_model)
+    kin = PiperKinematics(0.14, dh_is_offset=dh_is_offset)
     rng = np.random.default_rng(7)
     for arm in world.arms:
         for _ in range(25):
@@ -30,7 +35,6 @@ def test_tcp_site_is_the_planners_forward_kinematics(world):
             world.mj.mj_kinematics(world.model, world.data)
             T_base_tcp = invert_transform(world.T_world_base(arm)) @ world.tcp_pose(arm)
             np.testing.assert_allclose(T_base_tcp, kin.fk(q), atol=1e-6)
-    world.reset()
 
 
 def test_joint_ranges_and_fingers_come_from_the_piper_model(world):

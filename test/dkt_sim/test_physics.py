@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dkt_grasping.piper_model import JOINT_LOWER, JOINT_UPPER
 from dkt_sim.execution import SequenceRunner, TimedSequence, run_to_end
 from dkt_sim.judge import judge_grasp
 from dkt_sim.objects import single_object_scene
@@ -68,7 +69,8 @@ def test_bad_setpoints_are_refused_and_the_world_keeps_running():
         bad = good.copy()
         bad[1, 2] = np.nan
         TimedSequence(np.array([0.0, 0.5, 1.0]), bad, None)
-    with pytest.raises(CommandError, match=r"point 2 \(t = 1.000 s\): joint setpoint outside the joint limits: joint5=80.21 deg not in \[-70.0, 70.0\]"):
+    lo, hi = np.rad2deg(JOINT_LOWER[4]), np.rad2deg(JOINT_UPPER[4])
+    with pytest.raises(CommandError, match=rf"point 2 \(t = 1.000 s\): joint setpoint outside the joint limits: joint5=80.21 deg not in \[{lo:.1f}, {hi:.1f}\]"):
         bad = good.copy()
         bad[2, 4] = np.deg2rad(80.21)
         TimedSequence(np.array([0.0, 0.5, 1.0]), bad, None)

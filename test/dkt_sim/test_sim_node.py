@@ -95,7 +95,7 @@ def test_arms_execute_trajectories_and_refuse_bad_ones(ros, sim):
 
     bad = _trajectory(q0, q0 + np.array([0, 0, 0, 0, np.deg2rad(80), 0]), 0.03)  # joint5 to beyond +70 deg
     pub.publish(bad)
-    rejected("joint_trajectory rejected: point ", "joint setpoint outside the joint limits: joint5=", "not in [-70.0, 70.0]")
+    rejected("joint_trajectory rejected: point ", "joint setpoint outside the joint limits: joint5=", "not in [-69.9, 69.9]")
     nan = _trajectory(q0, q0, 0.03)
     nan.points[3].positions[1] = float("nan")
     pub.publish(nan)
