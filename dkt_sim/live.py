@@ -121,12 +121,6 @@ class SimRuntime:
                     self._last[arm], self._runners[arm] = runner.report, None
         self.world.step(1)
 
-    def step(self, n: int) -> None:
-        """Advance ``n`` physics steps on the caller's thread (tests, or without the thread)."""
-        with self._lock:
-            for _ in range(int(n)):
-                self._step_once()
-
     # ------------------------------------------------------------------ arms
     def execute(self, arm: str, sequence: TimedSequence) -> None:
         """Run ``sequence`` on ``arm`` from now on; :class:`CommandError` (nothing changes) when it cannot."""

@@ -20,7 +20,7 @@ distractors only: lying flat, a parallel gripper cannot take them from above.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -207,8 +207,3 @@ def single_object_scene(kind: str, x: float, y: float, yaw: float = 0.0, seed: i
     k = KINDS[kind]
     obj = PlacedObject(f"{k.name}_0", k.name, k.shape, k.surface, k.size, k.mass, k.friction, k.rgb, x, y, yaw)
     return SceneSpec(objects=[obj], target=0, seed=seed)
-
-
-def with_objects(scene: SceneSpec, objects: list[PlacedObject]) -> SceneSpec:
-    """A copy of ``scene`` with other objects (the target index is kept)."""
-    return replace(scene, objects=list(objects))
