@@ -1,0 +1,1 @@
+"""Hand-eye calibration of the rig (placeholder docstring, rewritten below)."""
