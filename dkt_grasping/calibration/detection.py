@@ -43,7 +43,7 @@ class DetectionConfig:
     quad_decimate: float = param(1.0, help="detector input decimation (1 = full resolution: calibration wants every corner pixel)")
     min_decision_margin: float = param(30.0, help="reject tags whose decision margin is below this")
     max_hamming: int = param(0, help="reject tags with more corrected bit errors than this")
-    max_edge_width_px: float = param(3.0, help="reject blurred tags: 10-90 % edge width above this, px")
+    max_edge_width_px: float = param(2.5, help="reject blurred tags: 10-90 % edge width above this, px")
     min_tag_side_px: float = param(24.0, help="reject tags whose black square is smaller than this in the image, px")
     max_tag_rms_px: float = param(1.0, help="reject tags whose own planar pose reprojects their corners worse than this (RMS px)")
     min_ambiguity_ratio: float = param(3.0, help="reject samples whose board pose is ambiguous: second solution error / best below this")
@@ -72,8 +72,8 @@ def edge_width_px(gray: np.ndarray, corners_px: np.ndarray) -> float:
     c = np.asarray(corners_px, dtype=np.float64).reshape(4, 2)
     centre = c.mean(axis=0)
     side = float(np.mean(np.linalg.norm(np.roll(c, -1, axis=0) - c, axis=1)))
-    reach = min(0.9 * side / 8.0, 8.0)  # one border cell is side / 8 wide
-    if reach < 2.0:
+    reach = min(0.7 * side / 8.0, 8.0)  # one border cell is side / 8 wide; its inner half borders the data bits
+    if reach < 1.5:
         return float("nan")
     s = np.arange(-reach, reach + 1e-9, 0.25)
     img = gray.astype(np.float32)
@@ -89,24 +89,25 @@ def edge_width_px(gray: np.ndarray, corners_px: np.ndarray) -> float:
         pts = base[:, None, :] + s[None, :, None] * normal[None, None, :]
         prof = cv2.remap(img, pts[..., 0].astype(np.float32), pts[..., 1].astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         p = prof.mean(axis=0)
-        n_end = max(len(s) // 6, 2)
-        lo, hi = float(p[:n_end].mean()), float(p[-n_end:].mean())
+        mid = len(s) // 2
+        lo, hi = float(np.median(p[:mid])), float(np.median(p[mid + 1 :]))
         if hi - lo < 20.0:  # no clear black/white step here (occluded or washed out)
             return float("nan")
         q = (p - lo) / (hi - lo)
-        widths.append(_crossing(s, q, 0.9) - _crossing(s, q, 0.1))
+        edge = int(np.argmax(np.diff(q)))  # the steepest rise; walk out from it to the 10 % and 90 % levels
+        widths.append(_crossing(s, q, 0.9, edge + 1, +1) - _crossing(s, q, 0.1, edge, -1))
     return float(max(widths))
 
 
-def _crossing(s: np.ndarray, q: np.ndarray, level: float) -> float:
-    """First position where the rising profile q(s) reaches ``level``, linearly interpolated."""
-    above = np.nonzero(q >= level)[0]
-    if len(above) == 0:
-        return float(s[-1])
-    i = int(above[0])
-    if i == 0:
-        return float(s[0])
-    return float(s[i - 1] + (level - q[i - 1]) / max(q[i] - q[i - 1], 1e-9) * (s[i] - s[i - 1]))
+def _crossing(s: np.ndarray, q: np.ndarray, level: float, start: int, step: int) -> float:
+    """Where the rising profile q(s) passes ``level``, walking from index ``start`` in direction ``step``; interpolated."""
+    i = start
+    while 0 <= i + step < len(q) and (q[i] < level if step > 0 else q[i] > level):
+        i += step
+    j = i - step  # the neighbour on the other side of the level
+    if not 0 <= j < len(q) or (q[i] - level) * (q[j] - level) > 0:
+        return float(s[i])
+    return float(s[j] + (level - q[j]) / (q[i] - q[j]) * (s[i] - s[j]))
 
 
 @dataclass
@@ -143,13 +144,26 @@ def detect_board(
         tags.append(TagCorners(det.id, det.corners_px, det.decision_margin, width, det.reprojection_error_px))
     if not tags:
         raise SampleRejected("no usable board tag: " + ("; ".join(notes) if notes else f"none of the board's ids {model.ids} detected"))
-    pose = board_pose(model, tags, intrinsics)
+    return BoardDetection(tags, checked_board_pose(model, tags, intrinsics, config), notes)
+
+
+def checked_board_pose(model: BoardModel, tags: list[TagCorners], intrinsics: CameraIntrinsics, config: DetectionConfig) -> BoardPose:
+    """The board pose from accepted tags, or :class:`SampleRejected` when it does not fit one pose or is ambiguous."""
+    tags = [t for t in tags if t.id in model.tags]
+    if not tags:
+        raise SampleRejected(f"no tag of the board (ids {model.ids}) in view")
+    try:
+        pose = board_pose(model, tags, intrinsics)
+    except (ValueError, cv2.error) as exc:
+        raise SampleRejected(f"no board pose: {exc}") from exc
     if pose.rms_px > config.max_board_rms_px:
         hint = check_pattern_rotation(model, tags, intrinsics, pose.rms_px)
-        raise SampleRejected(hint or f"the board's tags do not fit one board pose ({pose.rms_px:.2f} px RMS > {config.max_board_rms_px:g}): check the layout")
+        raise SampleRejected(
+            hint or f"the board's tags do not fit one board pose ({pose.rms_px:.2f} px RMS > {config.max_board_rms_px:g}): check the layout"
+        )
     if pose.ambiguity < config.min_ambiguity_ratio:
         raise SampleRejected(
             f"ambiguous board pose (the second planar solution reprojects within {pose.ambiguity:.2f}x of the best, "
             f"< {config.min_ambiguity_ratio:g}): tilt the board more or bring it closer"
         )
-    return BoardDetection(tags, pose, notes)
+    return pose

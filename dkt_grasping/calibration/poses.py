@@ -36,7 +36,7 @@ from dkt_grasping.calibration.pose_set import CoverageConfig, PoseSetCoverage, p
 from dkt_grasping.calibration.samples import FLANGE_FRAME, check_mode
 from dkt_stack.config import param
 from dkt_stack.intrinsics import CameraIntrinsics
-from dkt_stack.transforms import invert_transform, make_transform
+from dkt_stack.transforms import invert_transform
 
 
 @dataclass
@@ -153,8 +153,8 @@ def table_points(config: PosePlanConfig, spacing: float = 0.02) -> np.ndarray | 
 
 def generate_pose_plan(
     mode: str,
-    X_nominal: np.ndarray,  # noqa: N803 - the unknowns' names
-    Y_nominal: np.ndarray,  # noqa: N803
+    X_nominal: np.ndarray,
+    Y_nominal: np.ndarray,
     model: BoardModel,
     intrinsics: CameraIntrinsics,
     config: PosePlanConfig | None = None,

@@ -36,8 +36,8 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from dkt_grasping.calibration.board import BoardModel, board_pose, check_pattern_rotation
-from dkt_grasping.calibration.detection import DetectionConfig
+from dkt_grasping.calibration.board import BoardModel
+from dkt_grasping.calibration.detection import DetectionConfig, SampleRejected, checked_board_pose
 from dkt_grasping.calibration.pose_set import CoverageConfig, DegeneratePoseSet, PoseSetCoverage, pose_set_coverage
 from dkt_grasping.calibration.samples import Sample, check_mode
 from dkt_stack.config import param
@@ -394,16 +394,9 @@ def prepare_observations(
             rejected.append((index, f"no tag of the board (ids {model.ids}) in view" + (f"; saw ids {seen}" if seen else "")))
             continue
         try:
-            pose = board_pose(model, tags, intrinsics)
-        except (ValueError, cv2.error) as exc:
-            rejected.append((index, f"no board pose: {exc}"))
-            continue
-        if pose.rms_px > checks.max_board_rms_px:
-            hint = check_pattern_rotation(model, tags, intrinsics, pose.rms_px)
-            rejected.append((index, hint or f"board pose reprojects {pose.rms_px:.2f} px > {checks.max_board_rms_px} px (tag layout or detection wrong)"))
-            continue
-        if pose.ambiguity < checks.min_ambiguity_ratio:
-            rejected.append((index, f"ambiguous board pose (second solution within {pose.ambiguity:.2f}x of the best; tilt the board more)"))
+            pose = checked_board_pose(model, tags, intrinsics, checks)
+        except SampleRejected as exc:
+            rejected.append((index, exc.reason))
             continue
         obj, img = model.correspondences(tags)
         observations.append(Observation(index, motion(mode, s.T_base_flange), pose.T_camera_board, obj, img, pose.rms_px, pose.ambiguity))

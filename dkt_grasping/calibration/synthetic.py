@@ -137,8 +137,10 @@ def render_board(model: BoardModel, T_camera_board: np.ndarray, intrinsics: Came
     """
     K = intrinsics
     out = background.astype(np.float32).copy()
-    half = model.extent_m() * 1.25 + 0.01  # plate: the tags with their white borders and 1 cm of paper
-    plate = np.array([[-half, -half, 0.0], [half, -half, 0.0], [half, half, 0.0], [-half, half, 0.0]])
+    # plate: the tags with their white borders and 1 cm of paper around them
+    lo = np.min([(t.x - 0.625 * t.size_m, t.y - 0.625 * t.size_m) for t in model.tags.values()], axis=0) - 0.01
+    hi = np.max([(t.x + 0.625 * t.size_m, t.y + 0.625 * t.size_m) for t in model.tags.values()], axis=0) + 0.01
+    plate = np.array([[lo[0], lo[1], 0.0], [hi[0], lo[1], 0.0], [hi[0], hi[1], 0.0], [lo[0], hi[1], 0.0]])
     p = plate @ T_camera_board[:3, :3].T + T_camera_board[:3, 3]
     if np.any(p[:, 2] <= 0.01) or T_camera_board[2, 2] <= 0.0:  # behind the camera, or seen from the back
         return out
@@ -164,15 +166,21 @@ def render_board(model: BoardModel, T_camera_board: np.ndarray, intrinsics: Came
         yaw = tag.yaw_deg
         if abs(yaw / 90.0 - round(yaw / 90.0)) > 1e-9:
             raise ValueError(f"the synthetic renderer places tags at multiples of 90 deg only, tag {tag_id} has yaw {yaw}")
-        tex = np.ascontiguousarray(np.rot90(tex, k=-int(round(yaw / 90.0)) % 4))
+        tex = np.ascontiguousarray(np.rot90(tex, k=-round(yaw / 90.0) % 4))
         outer = tag.size_m * 1.25  # 10 cells printed where the black square is 8
         # texture pixel (c, r) centre -> tag-aligned board point (x, y)
         to_board = np.array([[outer / n, 0.0, tag.x - outer / 2 + 0.5 * outer / n], [0.0, outer / n, tag.y - outer / 2 + 0.5 * outer / n], [0, 0, 1]])
-        H = H_plane @ to_board
-        warped = cv2.warpPerspective(tex, H, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         corners = np.array([[tag.x - outer / 2, tag.y - outer / 2], [tag.x + outer / 2, tag.y - outer / 2], [tag.x + outer / 2, tag.y + outer / 2], [tag.x - outer / 2, tag.y + outer / 2]])
-        m = _polygon_mask(_apply(H_plane, corners), size)
-        patch = patch * (1.0 - m) + warped * m
+        quad = _apply(H_plane, corners)
+        # warp into the tag's own bounding box of the patch only (a 3x3 board close up is large)
+        x0, y0 = (int(np.clip(np.floor(quad[:, i].min()) - 1, 0, size[i] - 1)) for i in (0, 1))
+        x1, y1 = (int(np.clip(np.ceil(quad[:, i].max()) + 1, 0, size[i] - 1)) for i in (0, 1))
+        box = (x1 - x0 + 1, y1 - y0 + 1)
+        shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+        warped = cv2.warpPerspective(tex, shift @ H_plane @ to_board, box, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        m = _polygon_mask(quad - (x0, y0), box)
+        sub = patch[y0 : y1 + 1, x0 : x1 + 1]
+        patch[y0 : y1 + 1, x0 : x1 + 1] = sub * (1.0 - m) + warped * m
     patch *= shade
     a = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
     v = cv2.resize(alpha * patch, (w, h), interpolation=cv2.INTER_AREA)

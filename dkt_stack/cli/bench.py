@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "replay": ("dkt_perception.replay.benchmark", "rosbag replay frames per second"),
     "grasp": ("dkt_grasping.benchmark", "CPU grasp detection and planning timings"),
     "train": ("dkt_training.benchmark", "training steps per second and memory (tiny config)"),
+    "calibrate": ("dkt_grasping.calibration.benchmark", "hand-eye calibration error against a synthetic rig's ground truth"),
 }
 
 
