@@ -208,11 +208,15 @@ def _edit_arm_key(text: str, arm: str, key: str, value: list[float], comment: st
             rest = ln.strip()[len(key) + 1 :].strip()
             if not rest.startswith("[") and rest.split("#")[0].strip() not in ("null", "~"):
                 return None  # a block-style list: leave it to the full rewrite
+            end = i
+            if rest.startswith("["):  # a flow list may continue over several lines
+                while "]" not in lines[end] and end + 1 < block_end:
+                    end += 1
             start = i - 1 if i > 0 and lines[i - 1].startswith(marker) else i
-            return "".join([*lines[:start], comment_line, new_line, *lines[i + 1:]])
+            return "".join([*lines[:start], comment_line, new_line, *lines[end + 1 :]])
     # the key is not there yet: append it to the arm's block (after its last content line)
     last = max(i for i in range(arm_at, block_end) if is_content(lines[i]) or i == arm_at)
-    return "".join([*lines[:last + 1], comment_line, new_line, *lines[last + 1:]])
+    return "".join([*lines[: last + 1], comment_line, new_line, *lines[last + 1 :]])
 
 
 def update_rig_pose(
@@ -240,8 +244,11 @@ def update_rig_pose(
     before = load_rig(path)
     mount = before.arm(arm)
     previous = getattr(mount, key)
+    T = np.asarray(T, dtype=np.float64)
+    R = T[:3, :3] if T.shape == (4, 4) else np.zeros((3, 3))
+    if not (np.all(np.isfinite(T)) and np.allclose(R @ R.T, np.eye(3), atol=1e-6) and np.linalg.det(R) > 0):
+        raise ValueError(f"{key}: not a rigid 4x4 transform: {np.round(T, 4).tolist()}")  # refused before touching anything
     value = [round(v, 7) for v in matrix_to_pose7(T)]  # 0.1 um, 1e-5 deg: far below any calibration's error
-    pose7_to_matrix(value, key)  # refuse a non-rigid T before touching anything
     stamp = now or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     hist = history_path(path)
     entries = read_history(path)

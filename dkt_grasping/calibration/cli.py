@@ -54,7 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("session", help="session folder")
     s.add_argument("--write", action="store_true", help="write the result into the rig file")
     s.add_argument("--rig", default="", help="rig file to write (default: the session's)")
-    s.add_argument("--tag-size", type=float, default=0.0, help="use this black-square size (m) for every board tag (a corrected measurement)")
+    s.add_argument(
+        "--tag-size", type=float, default=0.0,
+        help="measured black-square size of the first board tag (m): the whole board is scaled to it (a print at another scale)",
+    )  # fmt: skip
     s.add_argument("--force", action="store_true", help="write the result even when the solver reports problems")
     common(s)
 
@@ -115,9 +118,10 @@ def _solve(args) -> int:
     config = _load_config(args.config, session.info.mode)
     if not args.config:
         config.board = session.info.board  # the board the samples were taken with, unless told otherwise
-    if args.tag_size:
+    if args.tag_size:  # a print at another scale: sizes and spacing change together
+        factor = float(args.tag_size) / config.board.tags[0].size_m
         for t in config.board.tags:
-            t.size_m = float(args.tag_size)
+            t.size_m, t.x, t.y = t.size_m * factor, t.x * factor, t.y * factor
     result = workflow.solve_session(session, config)
     data = workflow.result_dict(result, session)
     text = workflow.report_text(result, session)
@@ -171,7 +175,7 @@ def _synthetic(args) -> int:
 
     from dkt_grasping.calibration import workflow
     from dkt_grasping.calibration.collection import Collector, SampleRejected
-    from dkt_grasping.calibration.config import CalibrationConfig, output_key
+    from dkt_grasping.calibration.config import CalibrationConfig
     from dkt_grasping.calibration.poses import generate_pose_plan
     from dkt_grasping.calibration.synthetic import SyntheticSource, synthetic_rig
     from dkt_stack.atomic_files import write_text_atomic
@@ -191,7 +195,7 @@ def _synthetic(args) -> int:
         arm.wrist_camera_pose, arm.wrist_camera_frame = nominal, "left_wrist_camera_color_optical_frame"
     rig_file = folder / "rig.yaml"
     description = RigConfig(name="synthetic", arms={"left": arm}, description=f"synthetic {args.mode} rig, seed {args.seed} (dkt-stack calibrate synthetic)")
-    write_text_atomic(rig_file, yaml.safe_dump(to_dict(description), sort_keys=False, default_flow_style=None))
+    write_text_atomic(rig_file, yaml.safe_dump(to_dict(description), sort_keys=False, default_flow_style=None, width=200))
     plan = generate_pose_plan(args.mode, rig.X_nominal, rig.Y_nominal, rig.model, rig.intrinsics, config.poses, kinematics=rig.kinematics)
     session = workflow.start_session(folder / "session", args.mode, "left", str(rig_file), config, rig.intrinsics)
     collector = Collector(session, config, rig.kinematics)

@@ -7,6 +7,7 @@ One folder per session::
     images/         sample_NNN.png, the accepted images (when saving images)
     result.json     the last solve: transforms, per-method figures, per-sample residuals
     report.txt      the same as a table
+    verify.json     the last verification against the rig file (and verify.txt)
 
 Every file is written atomically, so an interrupted run (Ctrl-C, a crash, a
 lost arm) leaves every sample taken so far, and opening the same folder again
@@ -194,9 +195,10 @@ class CalibrationSession:
         self._write_samples()
         return sample
 
-    def write_result(self, result: dict, report: str) -> None:
-        write_text_atomic(self.folder / RESULT_FILE, json.dumps(result, indent=1) + "\n")
-        write_text_atomic(self.folder / REPORT_FILE, report.rstrip() + "\n")
+    def write_result(self, result: dict, report: str, name: str = "result") -> None:
+        """``<name>.json`` and its text report (``report.txt`` for the calibration, ``<name>.txt`` otherwise)."""
+        write_text_atomic(self.folder / f"{name}.json", json.dumps(result, indent=1) + "\n")
+        write_text_atomic(self.folder / (REPORT_FILE if name == "result" else f"{name}.txt"), report.rstrip() + "\n")
 
     def read_result(self) -> dict:
         path = self.folder / RESULT_FILE

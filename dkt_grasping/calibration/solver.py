@@ -449,6 +449,21 @@ def calibrate(
         raise CalibrationError("every hand-eye method failed: " + "; ".join(m.error for m in methods))
     best = min(good, key=lambda m: m.reprojection_rms_px)
     X, Y, final_name = best.X, best.Y, best.name
+    scale_problem, scale, scale_std = "", float("nan"), float("nan")
+    if config.check_scale:
+        # on every sample, before outlier rejection: a wrong tag size makes every sample look bad, and dropping
+        # the worst of them would only hide the cause
+        scaled = refine(observations, X, Y, intrinsics, config, fit_scale=True)
+        scale, scale_std = scaled.scale, scaled.scale_std
+        off = abs(scale - 1.0)
+        if off > config.scale_tolerance and off > 4.0 * scale_std:
+            sizes = sorted({t.size_m for t in model.config.tags})
+            measured = ", ".join(f"{s * scale:.4f}" for s in sizes)
+            scale_problem = (
+                f"tag size mismatch: the arm's motion fits a board {scale:.3f}x the configured size "
+                f"(+-{scale_std:.3f}; configured {', '.join(f'{s:.4f}' for s in sizes)} m, the data say {measured} m): "
+                "measure the printed black square, fix board.tags[].size_m and solve the session again"
+            )
     outliers: list[tuple[int, float]] = []
     warnings = list(coverage.warnings)
     problems: list[str] = []
@@ -493,21 +508,11 @@ def calibrate(
         per_sample=per_sample,
         std_translation_mm=ref.std_translation_mm if ref else float("nan"),
         std_rotation_deg=ref.std_rotation_deg if ref else float("nan"),
-        problems=problems,
+        board_scale=scale,
+        board_scale_std=scale_std,
+        problems=([scale_problem] if scale_problem else []) + problems,
         warnings=warnings,
     )
-    if config.check_scale:
-        scaled = refine(used, X, Y, intrinsics, config, fit_scale=True)
-        result.board_scale, result.board_scale_std = scaled.scale, scaled.scale_std
-        off = abs(scaled.scale - 1.0)
-        if off > config.scale_tolerance and off > 4.0 * scaled.scale_std:
-            sizes = sorted({t.size_m for t in model.config.tags})
-            measured = ", ".join(f"{s * scaled.scale:.4f}" for s in sizes)
-            result.problems.append(
-                f"tag size mismatch: the arm's motion fits a board {scaled.scale:.3f}x the configured size "
-                f"(+-{scaled.scale_std:.3f}; configured {', '.join(f'{s:.4f}' for s in sizes)} m, the data say {measured} m): "
-                "measure the printed black square, fix board.tags[].size_m and solve the session again"
-            )
     return result
 
 

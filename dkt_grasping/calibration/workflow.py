@@ -155,5 +155,5 @@ def verify_session(
         samples, info.mode, BoardModel(config.board), info.intrinsics, X, Y,
         checks=config.detection, max_mm=config.verify_max_mm, max_deg=config.verify_max_deg,
     )  # fmt: skip
-    session.write_result(result.to_dict(), result.text())
+    session.write_result(result.to_dict(), result.text(), name="verify")
     return result
