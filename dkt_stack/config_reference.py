@@ -26,6 +26,8 @@ SECTIONS: dict[str, str] = {
     "grasp_node": "dkt_grasping.nodes.grasp_node:GraspNodeParams",
     "planner_node": "dkt_grasping.nodes.planner_node:PlannerNodeParams",
     "arm_node": "dkt_grasping.nodes.arm_node:ArmNodeParams",
+    "calibration_node": "dkt_grasping.nodes.calibration_node:CalibrationNodeParams",
+    "calibration files (config/calibration/*.yaml)": "dkt_grasping.calibration.config:CalibrationConfig",
     "graph files (config/graphs/*.yaml)": "dkt_stack.graph:GraphDescription",
 }
 

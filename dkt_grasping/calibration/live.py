@@ -145,14 +145,17 @@ class LiveRig:
             gripper = self._gripper
         self.send_trajectory(traj, gripper)
         c = self.config
+        sent = self.clock()
         end = traj.positions[-1]
-        deadline = self.clock() + traj.duration + c.settle_timeout_s
+        deadline = sent + traj.duration + c.settle_timeout_s
         with self._cond:
             while True:
                 if self.stopped:
                     raise MotionError("stopped by the operator")
-                if self._joints and np.max(np.abs(self._joints[-1][1] - end)) <= c.arrive_tolerance_rad:
-                    ok, q, _ = self._still(self._joints[-1][0])
+                last_t = self._joints[-1][0] if self._joints else -np.inf
+                # only joint states of a whole still window after the command count: older ones show where the arm was
+                if last_t - c.still_window_s >= sent and np.max(np.abs(self._joints[-1][1] - end)) <= c.arrive_tolerance_rad:
+                    ok, q, _ = self._still(last_t)
                     if ok:
                         return q
                 remaining = deadline - self.clock()

@@ -10,8 +10,9 @@ distance) and are then corrected to a view that is fully right:
 1. turned about the camera centre until the board centre lies inside
    ``view_cone`` of the half field of view;
 2. moved along the line of sight into ``distance_m``;
-3. the board turned about its own centre until it faces the camera within
-   ``max_view_angle_deg``.
+3. the board turned about its own centre until the angle between its normal
+   and the line of sight is between ``min_view_angle_deg`` (head-on views
+   have ambiguous poses) and ``max_view_angle_deg``.
 
 The corrected view gives the flange pose ``G = X C Y^-1`` (eye-to-hand:
 ``F = G``; eye-in-hand: ``F = G^-1``), IK from the random configuration finds
@@ -46,6 +47,9 @@ class PosePlanConfig:
     count: int = param(15, help="poses to visit")
     distance_m: list[float] = param(default_factory=lambda: [0.25, 0.40], help="camera to board centre distance range, m")
     max_view_angle_deg: float = param(45.0, help="largest angle between the board's normal and the line of sight, deg")
+    min_view_angle_deg: float = param(
+        20.0, help="smallest angle between the board's normal and the line of sight, deg (a board seen head-on has an ambiguous pose)"
+    )
     view_cone: float = param(0.5, help="board centre within this fraction of the half field of view from the optical axis")
     image_margin_px: float = param(20.0, help="every board corner (white border included) stays this far inside the image, px")
     candidates_per_pose: int = param(8, help="corrected candidates (each one IK solve) per pose to visit")
@@ -63,8 +67,11 @@ class PosePlanConfig:
             raise ValueError(f"distance_m must be [near, far] with 0 < near <= far, got {self.distance_m}")
         if len(self.table_extent_m) != 4:
             raise ValueError(f"table_extent_m must be x_min x_max y_min y_max, got {self.table_extent_m}")
-        if not 0 < self.view_cone <= 1 or not 0 < self.max_view_angle_deg < 90:
-            raise ValueError(f"view_cone must be in (0, 1] and max_view_angle_deg in (0, 90), got {self.view_cone}, {self.max_view_angle_deg}")
+        if not 0 < self.view_cone <= 1 or not 0 <= self.min_view_angle_deg < self.max_view_angle_deg < 90:
+            raise ValueError(
+                "view_cone must be in (0, 1] and 0 <= min_view_angle_deg < max_view_angle_deg < 90, got "
+                f"{self.view_cone}, {self.min_view_angle_deg}, {self.max_view_angle_deg}"
+            )
 
 
 @dataclass
@@ -112,9 +119,14 @@ def correct_view(T_camera_board: np.ndarray, config: PosePlanConfig, half_fov: f
     direction = C[:3, 3] / dist_new
     normal = C[:3, :3][:, 2]  # into the board: along the line of sight when it faces the camera
     view = float(np.arccos(np.clip(normal @ direction, -1.0, 1.0)))
-    limit = np.radians(config.max_view_angle_deg)
+    limit, least = np.radians(config.max_view_angle_deg), np.radians(config.min_view_angle_deg)
     if view > limit:  # turn the board about its own centre towards the camera
         C[:3, :3] = _rotation(np.cross(normal, direction), view - limit) @ C[:3, :3]
+    elif view < least:  # ... or away from it: seen head-on, its pose would be ambiguous
+        axis = np.cross(normal, direction)
+        if np.linalg.norm(axis) < 1e-6:
+            axis = np.cross(normal, (1.0, 0.0, 0.0))
+        C[:3, :3] = _rotation(axis, view - least) @ C[:3, :3]
     return C
 
 

@@ -56,7 +56,8 @@ class CalibrationNodeParams:
     session_dir: str = param("", help="session folder; empty: ~/.local/share/dkt_stack/calibration/<rig>_<arm>_<mode>_<date>")
     purpose: Literal["calibrate", "verify"] = param("calibrate", help="collect samples to calibrate, or to verify the rig file's calibration")
     write_rig: bool = param(True, help="~/solve writes the result into the rig file (when it has no problems)")
-    qos: str = param("reliable", help="QoS of subscriptions and publishers: sensor_data or reliable")
+    qos: str = param("reliable", help="QoS of joint_states and joint_trajectory: sensor_data or reliable")
+    image_qos: str = param("sensor_data", help="QoS of the camera subscriptions (camera_node publishes sensor_data)")
     live: LiveRigConfig = param(default_factory=LiveRigConfig, help="when the arm counts as still, and timeouts")
 
 
@@ -74,8 +75,9 @@ class CalibrationNode(Node):
         self.diagnostics = NodeDiagnostics(self, hardware_id=f"calibration:{p.arm}:{p.mode}")
         qos = qos_by_name(p.qos)
         self._traj_pub = self.create_publisher(JointTrajectory, "joint_trajectory", qos)
-        self.create_subscription(CameraInfo, "color/camera_info", lambda m: self.live.on_camera_info(cv.camera_info_to_intrinsics(m)), qos)
-        self.create_subscription(Image, "color/image_raw", self._on_image, qos)
+        image_qos = qos_by_name(p.image_qos)
+        self.create_subscription(CameraInfo, "color/camera_info", lambda m: self.live.on_camera_info(cv.camera_info_to_intrinsics(m)), image_qos)
+        self.create_subscription(Image, "color/image_raw", self._on_image, image_qos)
         self.create_subscription(JointState, "joint_states", self._on_joints, qos)
         group = ReentrantCallbackGroup()  # a capture waits for images while other callbacks keep flowing
         for name, handler in (
