@@ -28,14 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-px", type=float, default=0.3, help="Gaussian corner noise, px (per coordinate)")
     parser.add_argument("--source", choices=("projection", "render"), default="projection", help="projected corners or rendered, detected tags")
     parser.add_argument("--joint-noise-deg", type=float, default=0.0, help="Gaussian joint encoder noise, deg")
+    parser.add_argument("--flange-noise-deg", type=float, default=0.0, help="solver.flange_noise_deg: flange error the refinement allows, deg")
+    parser.add_argument("--flange-noise-mm", type=float, default=0.0, help="solver.flange_noise_mm: flange error the refinement allows, mm")
     parser.add_argument("--trials", type=int, default=5, help="independent calibrations (seeds seed..seed+trials-1)")
     parser.add_argument("--seed", type=int, default=0, help="first random seed")
     parser.add_argument("--no-loo", action="store_true", help="skip the leave-one-out spread (faster)")
     parser.add_argument("--json", action="store_true", help="print one line of JSON")
 
 
-def run_trial(mode: str, poses: int, noise_px: float, source: str, joint_noise_deg: float, seed: int, leave_one_out: bool = True) -> dict:
-    """One calibration against the truth; errors in mm and deg."""
+def run_trial(mode: str, poses: int, noise_px: float, source: str, joint_noise_deg: float, seed: int, solver=None) -> dict:
+    """One calibration against the truth (``solver``: a SolverConfig); errors in mm and deg."""
     from dkt_grasping.calibration.collection import Collector, SampleRejected
     from dkt_grasping.calibration.config import CalibrationConfig
     from dkt_grasping.calibration.detection import DetectionConfig
@@ -75,7 +77,7 @@ def run_trial(mode: str, poses: int, noise_px: float, source: str, joint_noise_d
                 s.q = s.q + rng.normal(0.0, joint_noise, 6)
                 s.T_base_flange = rig.flange(s.q)
     t0 = time.perf_counter()
-    result = calibrate(samples, mode, rig.model, rig.intrinsics, SolverConfig(leave_one_out=leave_one_out), DetectionConfig())
+    result = calibrate(samples, mode, rig.model, rig.intrinsics, solver or SolverConfig(), DetectionConfig())
     solve_s = time.perf_counter() - t0
     methods = {}
     for m in result.methods:
@@ -107,9 +109,10 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--poses must be >= 3, got {args.poses}")
     if args.noise_px < 0 or args.trials < 1:
         raise ValueError("--noise-px must be >= 0 and --trials >= 1")
-    trials = [
-        run_trial(args.mode, args.poses, args.noise_px, args.source, args.joint_noise_deg, args.seed + k, not args.no_loo) for k in range(args.trials)
-    ]
+    from dkt_grasping.calibration.solver import SolverConfig
+
+    solver = SolverConfig(leave_one_out=not args.no_loo, flange_noise_deg=args.flange_noise_deg, flange_noise_mm=args.flange_noise_mm)
+    trials = [run_trial(args.mode, args.poses, args.noise_px, args.source, args.joint_noise_deg, args.seed + k, solver) for k in range(args.trials)]
 
     def med(key):
         return round(float(np.median([t[key] for t in trials])), 4)
@@ -124,6 +127,8 @@ def run(args: argparse.Namespace) -> dict:
         "noise_px": args.noise_px,
         "source": args.source,
         "joint_noise_deg": args.joint_noise_deg,
+        "flange_noise_deg": args.flange_noise_deg,
+        "flange_noise_mm": args.flange_noise_mm,
         "trials": args.trials,
         "translation_error_mm": med("translation_error_mm"),
         "rotation_error_deg": med("rotation_error_deg"),

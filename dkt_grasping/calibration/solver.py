@@ -34,6 +34,7 @@ from typing import Literal
 import cv2
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.sparse import lil_matrix
 from scipy.spatial.transform import Rotation
 
 from dkt_grasping.calibration.board import BoardModel
@@ -70,9 +71,18 @@ class SolverConfig:
     refine: bool = param(True, help="jointly refine the best closed-form result on the corner reprojection error")
     loss: Literal["linear", "huber", "soft_l1", "cauchy"] = param("soft_l1", help="robust loss of the refinement (scipy least_squares)")
     loss_scale_px: float = param(1.0, help="corner error (px) where the robust loss starts to flatten")
-    outlier_factor: float = param(3.0, help="a sample whose RMS corner error exceeds this times the median is an outlier")
+    outlier_factor: float = param(
+        4.0, help="a sample whose RMS corner error exceeds the median by more than this many robust standard deviations is an outlier"
+    )
     outlier_min_px: float = param(1.0, help="a sample with an RMS corner error below this (px) is never an outlier")
+    max_outlier_fraction: float = param(0.2, help="drop at most this fraction of the samples as outliers (the worst first)")
     max_outlier_rounds: int = param(3, help="refine / drop outliers at most this many times")
+    flange_noise_deg: float = param(
+        0.0,
+        help="per-sample flange orientation error the refinement allows (joint backlash, kinematic model errors), deg; "
+        "0 with flange_noise_mm 0: trust the kinematics fully",
+    )
+    flange_noise_mm: float = param(0.0, help="per-sample flange position error the refinement allows, mm (used with flange_noise_deg)")
     leave_one_out: bool = param(True, help="report each method's spread when one sample at a time is left out")
     check_scale: bool = param(True, help="fit a free board scale to check the configured tag size")
     scale_tolerance: float = param(0.02, help="refuse the result when the fitted board scale differs from 1 by more than this")
@@ -84,8 +94,10 @@ class SolverConfig:
             raise ValueError(f"unknown hand-eye method(s) {unknown}; choose from {', '.join(ALL_METHODS)}")
         if not self.methods:
             raise ValueError("solver.methods needs at least one method")
-        if self.loss_scale_px <= 0 or self.outlier_factor <= 1 or self.scale_tolerance <= 0:
-            raise ValueError("loss_scale_px and scale_tolerance must be > 0 and outlier_factor > 1")
+        if (self.flange_noise_deg > 0) != (self.flange_noise_mm > 0) or min(self.flange_noise_deg, self.flange_noise_mm) < 0:
+            raise ValueError("flange_noise_deg and flange_noise_mm are both 0 (trust the kinematics) or both > 0")
+        if self.loss_scale_px <= 0 or self.outlier_factor <= 1 or self.scale_tolerance <= 0 or not 0 <= self.max_outlier_fraction < 1:
+            raise ValueError("loss_scale_px and scale_tolerance must be > 0, outlier_factor > 1 and max_outlier_fraction in [0, 1)")
 
 
 @dataclass
@@ -99,6 +111,7 @@ class Observation:
     image_points: np.ndarray  #: (N, 2) px
     pnp_rms_px: float
     ambiguity: float
+    flange_on_right: bool = True  #: G = F (eye-to-hand): the flange frame is G's right-hand frame; False for G = F^-1
 
 
 @dataclass
@@ -281,9 +294,9 @@ class _Stacked:
         self.owner = np.concatenate([np.full(len(o.object_points), k) for k, o in enumerate(observations)])
         self.K = intrinsics
 
-    def predict(self, X: np.ndarray, Y: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        """(N, 2) predicted pixels of every corner."""
-        T = invert_transform(X) @ self.G @ Y  # C_i predicted, (n_obs, 4, 4)
+    def predict(self, X: np.ndarray, Y: np.ndarray, scale: float = 1.0, G: np.ndarray | None = None) -> np.ndarray:
+        """(N, 2) predicted pixels of every corner (with corrected motions ``G`` when given)."""
+        T = invert_transform(X) @ (self.G if G is None else G) @ Y  # C_i predicted, (n_obs, 4, 4)
         Ti = T[self.owner]
         p = np.einsum("nij,nj->ni", Ti[:, :3, :3], self.P * scale) + Ti[:, :3, 3]
         z = np.maximum(p[:, 2], 1e-6)  # behind the camera: a large residual instead of a division by zero
@@ -334,24 +347,65 @@ def _compose(T0: np.ndarray, delta: np.ndarray) -> np.ndarray:
 def refine(
     observations: list[Observation], X0: np.ndarray, Y0: np.ndarray, intrinsics: CameraIntrinsics, config: SolverConfig, *, fit_scale: bool = False
 ) -> _Refinement:
-    """Minimise the corner reprojection error over X and Y (and a board scale when ``fit_scale``)."""
+    """Minimise the corner reprojection error over X and Y (and a board scale when ``fit_scale``).
+
+    With ``flange_noise_deg`` / ``flange_noise_mm`` set, every sample's flange pose
+    may move too, at a Gaussian cost of that size (a bundle adjustment with a
+    prior on the robot's poses); pixels are then weighted by their robust noise
+    estimate. Only the X and Y of the result are kept.
+    """
     stacked = _Stacked(observations, intrinsics)
-    n_params = 13 if fit_scale else 12
+    n = len(observations)
+    k = 13 if fit_scale else 12
+    robot = config.flange_noise_deg > 0
+    n_params = k + (6 * n if robot else 0)
+    right = [o.flange_on_right for o in observations]
 
     def unpack(p):
-        return _compose(X0, p[:6]), _compose(Y0, p[6:12]), float(np.exp(p[12])) if fit_scale else 1.0
+        X, Y, s = _compose(X0, p[:6]), _compose(Y0, p[6:12]), float(np.exp(p[12])) if fit_scale else 1.0
+        if not robot:
+            return X, Y, s, None
+        # a flange correction acts in the flange frame: on G's right (G = F) or left (G = F^-1) side
+        G = np.array([g @ _compose(np.eye(4), d) if r else _compose(np.eye(4), d) @ g for g, d, r in zip(stacked.G, p[k:].reshape(n, 6), right)])
+        return X, Y, s, G
 
-    def residuals(p):
-        X, Y, s = unpack(p)
-        return (stacked.predict(X, Y, s) - stacked.uv).ravel()
+    def pixel_residuals(p):
+        X, Y, s, G = unpack(p)
+        return (stacked.predict(X, Y, s, G) - stacked.uv).ravel()
 
-    res = least_squares(residuals, np.zeros(n_params), loss=config.loss, f_scale=config.loss_scale_px, x_scale="jac", method="trf", tr_solver="lsmr")
-    X, Y, s = unpack(res.x)
+    # The robust loss flattens beyond a few noise sigmas of the data at hand (never below loss_scale_px): with
+    # noisier corners or kinematics a fixed scale would treat ordinary samples as outliers and lose efficiency.
+    sigma = max(1.4826 * float(np.median(np.abs(pixel_residuals(np.zeros(n_params))))), 0.05)
+    f_scale = max(config.loss_scale_px, 3.0 * sigma)
+    sparsity = None
+    if robot:
+        prior_scale = np.tile(np.r_[[np.radians(config.flange_noise_deg)] * 3, [config.flange_noise_mm / 1000.0] * 3], n)
+
+        def residuals(p):
+            return np.concatenate([pixel_residuals(p) / sigma, p[k:] / prior_scale])
+
+        f_scale /= sigma
+        # each sample's correction touches its own corners and its own prior only: finite differences stay cheap
+        m = stacked.uv.size
+        sparsity = lil_matrix((m + 6 * n, n_params), dtype=np.int8)
+        sparsity[:m, :k] = 1
+        rows = np.repeat(stacked.owner, 2)
+        for i in range(n):
+            cols = k + 6 * i + np.arange(6)
+            sparsity[np.nonzero(rows == i)[0][:, None], cols] = 1
+            sparsity[m + 6 * i + np.arange(6), cols] = 1
+    else:
+        residuals = pixel_residuals
+    res = least_squares(
+        residuals, np.zeros(n_params), jac_sparsity=sparsity, loss=config.loss, f_scale=f_scale, x_scale="jac", method="trf", tr_solver="lsmr"
+    )
+    X, Y, s, _ = unpack(res.x)
     # Covariance from the Gauss-Newton Hessian, scaled by the residual variance.
     dof = max(res.fun.size - n_params, 1)
     sigma2 = float(res.fun @ res.fun) / dof
+    jac = res.jac.toarray() if hasattr(res.jac, "toarray") else res.jac
     try:
-        cov = np.linalg.inv(res.jac.T @ res.jac) * sigma2
+        cov = np.linalg.inv(jac.T @ jac) * sigma2
         std_rot = float(np.degrees(np.sqrt(np.trace(cov[0:3, 0:3]))))
         std_t = float(np.sqrt(np.trace(cov[3:6, 3:6]))) * 1000.0
         std_s = float(np.sqrt(cov[12, 12]) * s) if fit_scale else float("nan")
@@ -399,7 +453,9 @@ def prepare_observations(
             rejected.append((index, exc.reason))
             continue
         obj, img = model.correspondences(tags)
-        observations.append(Observation(index, motion(mode, s.T_base_flange), pose.T_camera_board, obj, img, pose.rms_px, pose.ambiguity))
+        observations.append(
+            Observation(index, motion(mode, s.T_base_flange), pose.T_camera_board, obj, img, pose.rms_px, pose.ambiguity, mode == "eye_to_hand")
+        )
     return observations, rejected
 
 
@@ -477,8 +533,13 @@ def calibrate(
             if round_ == config.max_outlier_rounds:
                 break  # the last refinement keeps every sample it was given
             rms = _Stacked(used, intrinsics).sample_rms(X, Y)
-            limit = max(config.outlier_min_px, config.outlier_factor * float(np.median(rms)))
-            bad = rms > limit
+            med = float(np.median(rms))
+            spread = max(1.4826 * float(np.median(np.abs(rms - med))), 0.1 * med)
+            limit = max(config.outlier_min_px, med + config.outlier_factor * spread)
+            budget = int(config.max_outlier_fraction * len(observations)) - len(outliers)
+            worst_first = [k for k in np.argsort(-rms) if rms[k] > limit][: max(budget, 0)]
+            bad = np.zeros(len(used), dtype=bool)
+            bad[worst_first] = True
             if not bad.any() or len(used) - int(bad.sum()) < config.coverage.min_poses:
                 break
             outliers += [(o.index, float(r)) for o, r, b in zip(used, rms, bad) if b]

@@ -165,3 +165,23 @@ def test_unknown_method_refused():
         from_dict(SolverConfig, {"methods": ["tsai", "magic"]})
     assert grid_board(1, 1, 0.05, 0.05).tags[0].size_m == 0.05
     assert SampleRejected("x").reason == "x"
+
+
+def test_flange_prior_refinement(mode, rng, rig_and_plan):
+    """With a prior on the flange poses (bundle adjustment), exact data still give the exact answer."""
+    rig, plan = rig_and_plan(mode)
+    config = SolverConfig(leave_one_out=False, flange_noise_deg=0.05, flange_noise_mm=0.3)
+    result = calibrate(_projected(rig, plan.qs[:8], 0.0, rng), mode, rig.model, rig.intrinsics, config)
+    mm, deg = pose_difference(result.X, rig.X_true)
+    assert mm < 1e-3 and deg < 1e-4, (mm, deg)
+    # and with noisy joints and corners it stays within the acceptance bound
+    noisy = [rig.projected_sample(q, 0.3, rng, np.radians(0.02)) for q in plan.qs]
+    mm, deg = pose_difference(calibrate(noisy, mode, rig.model, rig.intrinsics, config).X, rig.X_true)
+    assert mm <= 2.0 and deg <= 0.2, (mm, deg)
+
+
+def test_flange_prior_needs_both_figures():
+    from dkt_stack.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="both 0"):
+        from_dict(SolverConfig, {"flange_noise_deg": 0.05})
