@@ -6,7 +6,10 @@ publisher, the dual-arm choice, the simulator, and hand-eye calibration, which
 writes its result back into it. Poses are ``x y z qx qy qz qw`` (metres,
 quaternion as in ROS): ``camera_pose`` is the camera's colour *optical* frame
 (REP 103: z forward, x right, y down) expressed in the arm's base frame, i.e.
-``p_base = T_base_camera @ p_camera``.
+``p_base = T_base_camera @ p_camera``. An arm may also carry a wrist camera:
+``wrist_camera_pose`` is its colour optical frame in the arm's flange
+(``link6``) frame. :func:`update_rig_pose` writes a calibrated pose back
+atomically and logs the value it replaces in ``<rig>.history.yaml``.
 """
 
 from __future__ import annotations

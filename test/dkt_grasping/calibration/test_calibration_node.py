@@ -48,16 +48,16 @@ def setup(tmp_path, rig_and_plan):
 class FakeRig:
     """Publishes joint_states (unless an arm node does) and camera images of the board at the current joints."""
 
-    def __init__(self, ros, rig, publish_joints: bool):
+    def __init__(self, ros, rig, publish_joints: bool, camera_ns: str = "", arm_ns: str = ""):
         from sensor_msgs.msg import CameraInfo, Image, JointState
 
         self.ros, self.rig = ros, rig
         self.q = np.array(Q_READY)
         self.motion = 0.0  # rad amplitude of a wobble on joint 1 (an arm that is not still)
-        self.image_pub = ros.publisher(Image, "/color/image_raw")
-        self.info_pub = ros.publisher(CameraInfo, "/color/camera_info")
-        self.joint_pub = ros.publisher(JointState, "/joint_states") if publish_joints else None
-        self.arm_states = None if publish_joints else ros.collect(JointState, "/joint_states")
+        self.image_pub = ros.publisher(Image, f"{camera_ns}/color/image_raw")
+        self.info_pub = ros.publisher(CameraInfo, f"{camera_ns}/color/camera_info")
+        self.joint_pub = ros.publisher(JointState, f"{arm_ns}/joint_states") if publish_joints else None
+        self.arm_states = None if publish_joints else ros.collect(JointState, f"{arm_ns}/joint_states")
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._camera, daemon=True)]
         if publish_joints:
@@ -194,5 +194,46 @@ def test_automatic_collection_with_the_planner_and_a_simulated_arm(ros3, tmp_pat
         assert reply.success, reply.message
     finally:
         fake.close()
+    mm, deg = pose_difference(load_rig(rig_file).arm("left").T_flange_wrist_camera, rig.X_true)
+    assert mm < 2.0 and deg < 0.2, (mm, deg)
+
+
+def test_cli_collect_manual_then_solve_and_write(ros3, tmp_path, setup):
+    """`dkt-stack calibrate collect` as the operator runs it: Enter per pose on stdin, then solve and write."""
+    import os
+    import subprocess
+    import sys
+
+    rig, plan, rig_file, config_file = setup
+    fake = FakeRig(ros3, rig, publish_joints=True, camera_ns="/wrist", arm_ns="/arm1")
+    cmd = [sys.executable, "-m", "dkt_stack.cli", "calibrate", "collect", "--mode", "eye_in_hand", "--arm", "left",
+           "--rig", str(rig_file), "--config", str(config_file), "--session", str(tmp_path / "session"),
+           "--camera-ns", "/wrist", "--arm-ns", "/arm1", "--poses", "6"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    output = []
+    try:
+        fake.q = plan.qs[0]
+        poses = iter(plan.qs[1:])
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        for line in proc.stdout:
+            output.append(line)
+            if "sample " in line and "board fit" in line:  # a capture was answered: move on to the next pose
+                fake.q = next(poses)
+                time.sleep(0.4)
+                if proc.poll() is None:
+                    proc.stdin.write("\n")
+                    proc.stdin.flush()
+            elif "rejected:" in line or "no capture:" in line:
+                proc.stdin.write("\n")
+                proc.stdin.flush()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        fake.close()
+    text = "".join(output)
+    assert proc.returncode == 0, text
+    assert "collected: 6 accepted" in text and "wrote wrist_camera_pose of arm left" in text
     mm, deg = pose_difference(load_rig(rig_file).arm("left").T_flange_wrist_camera, rig.X_true)
     assert mm < 2.0 and deg < 0.2, (mm, deg)
