@@ -131,7 +131,7 @@ def describe(sample: Sample, index: int) -> str:
     ids = ",".join(str(t.id) for t in sample.tags)
     widths = max((t.edge_width_px for t in sample.tags), default=0.0)
     note = f" (note: {sample.notes[0]})" if sample.notes else ""
-    return f"sample {index}: tags [{ids}], board fit {sample.board_rms_px:.2f} px, sharpness {widths:.1f} px{note}"
+    return f"sample {index}: tags [{ids}], board fit {sample.board_rms_px:.2f} px, edge width {widths:.1f} px{note}"
 
 
 @dataclass

@@ -30,8 +30,9 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from dkt_grasping.calibration import workflow
-from dkt_grasping.calibration.collection import Collector, SampleRejected, describe, run_auto
+from dkt_grasping.calibration.collection import Collector, describe, run_auto
 from dkt_grasping.calibration.config import load_calibration_config
+from dkt_grasping.calibration.detection import SampleRejected
 from dkt_grasping.calibration.live import LiveRig, LiveRigConfig
 from dkt_grasping.calibration.poses import table_points
 from dkt_grasping.piper_model import JOINT_NAMES
