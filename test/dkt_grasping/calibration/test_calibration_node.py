@@ -59,11 +59,21 @@ class FakeRig:
         self.joint_pub = ros.publisher(JointState, f"{arm_ns}/joint_states") if publish_joints else None
         self.arm_states = None if publish_joints else ros.collect(JointState, f"{arm_ns}/joint_states")
         self._stop = threading.Event()
+        self._fresh = threading.Condition()
+        self._generation, self._fresh_images = 0, 0  # moves so far; images published of the current pose
         self._threads = [threading.Thread(target=self._camera, daemon=True)]
         if publish_joints:
             self._threads.append(threading.Thread(target=self._joints, daemon=True))
         for t in self._threads:
             t.start()
+
+    def move(self, q, images: int = 2, timeout: float = 30.0) -> None:
+        """Put the arm at q and wait until ``images`` images of it were published (none of the old pose is in flight)."""
+        with self._fresh:
+            self.q = np.asarray(q, dtype=np.float64)
+            self._generation += 1
+            self._fresh_images = 0
+            assert self._fresh.wait_for(lambda: self._fresh_images >= images, timeout), "the fake camera stalled"
 
     def current(self) -> np.ndarray:
         if self.arm_states is not None and self.arm_states.messages:
@@ -81,10 +91,16 @@ class FakeRig:
 
         rng = np.random.default_rng(0)
         while not self._stop.wait(0.1):
+            with self._fresh:
+                generation = self._generation
             header = cv.make_header("wrist_camera_color_optical_frame", stamp_ns=time.time_ns())
             image = self.rig.render(self.current(), rng)
             self.info_pub.publish(cv.intrinsics_to_camera_info(self.rig.intrinsics, header.stamp))
             self.image_pub.publish(cv.numpy_to_image(image, "mono8", header))
+            with self._fresh:
+                if generation == self._generation:  # rendered after the last move: an image of the current pose
+                    self._fresh_images += 1
+                    self._fresh.notify_all()
 
     def close(self):
         self._stop.set()
@@ -112,6 +128,7 @@ def _node(ros, tmp_path, rig_file, config_file):
         Parameter("mode", value="eye_in_hand"), Parameter("arm", value="left"), Parameter("rig", value=str(rig_file)),
         Parameter("config_file", value=str(config_file)), Parameter("session_dir", value=str(tmp_path / "session")),
         Parameter("live.still_window_s", value=0.3), Parameter("live.capture_timeout_s", value=10.0),
+        Parameter("live.joint_state_max_age_s", value=2.0),  # the test's publisher threads share two busy cores
     ]  # fmt: skip
     return ros.add_node(CalibrationNode(context=ros.context, parameter_overrides=overrides))
 
@@ -147,8 +164,7 @@ def test_manual_capture_and_solve_over_services(ros3, tmp_path, setup):
         assert not reply.success and "the arm is moving" in reply.message
         fake.motion = 0.0
         for q in plan.qs[:8]:
-            fake.q = q
-            time.sleep(0.4)
+            fake.move(q)
             reply = ros.call(capture, Trigger.Request(), timeout=30)
             assert reply.success, reply.message
             assert reply.message.startswith("sample ") and "rotation spans" in reply.message
@@ -212,15 +228,14 @@ def test_cli_collect_manual_then_solve_and_write(ros3, tmp_path, setup):
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
     output = []
     try:
-        fake.q = plan.qs[0]
+        fake.move(plan.qs[0])
         poses = iter(plan.qs[1:])
         proc.stdin.write("\n")
         proc.stdin.flush()
         for line in proc.stdout:
             output.append(line)
             if "sample " in line and "board fit" in line:  # a capture was answered: move on to the next pose
-                fake.q = next(poses)
-                time.sleep(0.4)
+                fake.move(next(poses))
                 if proc.poll() is None:
                     proc.stdin.write("\n")
                     proc.stdin.flush()
