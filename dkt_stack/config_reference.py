@@ -27,6 +27,8 @@ SECTIONS: dict[str, str] = {
     "planner_node": "dkt_grasping.nodes.planner_node:PlannerNodeParams",
     "arm_node": "dkt_grasping.nodes.arm_node:ArmNodeParams",
     "sim_node": "dkt_sim.nodes.sim_node:SimNodeParams",
+    "calibration_node": "dkt_grasping.nodes.calibration_node:CalibrationNodeParams",
+    "calibration files (config/calibration/*.yaml)": "dkt_grasping.calibration.config:CalibrationConfig",
     "graph files (config/graphs/*.yaml)": "dkt_stack.graph:GraphDescription",
 }
 

@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "grasp": ("dkt_grasping.benchmark", "CPU grasp detection and planning timings"),
     "train": ("dkt_training.benchmark", "training steps per second and memory (tiny config)"),
     "sim": ("dkt_sim.benchmark", "MuJoCo Cobot Magic: render ms, physics real-time factor, seconds per trial"),
+    "calibrate": ("dkt_grasping.calibration.benchmark", "hand-eye calibration error against a synthetic rig's ground truth"),
 }
 
 
