@@ -35,7 +35,7 @@ from dkt_grasping.grasp_detection.anygrasp import AnyGraspConfig
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack import conversions as cv
 from dkt_stack.config import ConfigError, param
-from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, DiagnosticsConfig, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
 from dkt_stack.ros.qos import qos_by_name
@@ -56,6 +56,7 @@ class GraspNodeParams:
     workspace: WorkspaceLimits = param(default_factory=WorkspaceLimits, help="base-frame box for grasp centres")
     antipodal: AntipodalConfig = param(default_factory=AntipodalConfig, help="antipodal detector settings")
     anygrasp: AnyGraspConfig = param(default_factory=AnyGraspConfig, help="AnyGrasp SDK settings")
+    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="staleness thresholds and rate window of /diagnostics")
 
 
 def grasp_markers(grasps, header) -> MarkerArray:
@@ -94,7 +95,7 @@ class GraspNode(Node):
         if len(p.camera_pose) != 7:
             raise ConfigError(f"expected 7 numbers (x y z qx qy qz qw), got {p.camera_pose}", key="camera_pose")
         self.T_base_camera = make_transform(quat_to_matrix(p.camera_pose[3:]), p.camera_pose[:3])
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"grasp:{p.detector}")
+        self.diagnostics = NodeDiagnostics(self, hardware_id=f"grasp:{p.detector}", config=p.diagnostics)
         self.detector = create_grasp_detector(p.detector, getattr(p, p.detector))
         qos = qos_by_name(p.qos)
         self._pub = self.create_publisher(PoseArray, "grasps", qos)
@@ -104,7 +105,7 @@ class GraspNode(Node):
         self._busy = threading.Lock()
         self._dropped = 0
         self._latest: PointCloud2 | None = None
-        self.create_subscription(PointCloud2, "points", self._on_points, qos_by_name(p.points_qos))
+        self.diagnostics.subscribe(PointCloud2, "points", self._on_points, qos_by_name(p.points_qos))
         self.create_service(Trigger, "~/detect", self._on_detect, callback_group=ReentrantCallbackGroup())
         self.diagnostics.set(OK, "waiting for points", detector=p.detector)
 
