@@ -9,6 +9,12 @@ time. Publishers are reliable (a reliable publisher serves both reliable and
 best-effort subscribers, e.g. the nodes' ``sensor_data`` QoS) with a deep
 queue. With ``loop`` the bag restarts and bag time jumps back, as with
 ``ros2 bag play --loop``.
+
+Camera-sized messages need the large-data Fast DDS profile
+(:mod:`dkt_stack.ros.transport`): without it only 12-18 of 60 colour frames
+reached a subscriber here. The player sets it (unless the user chose a profile)
+before its context starts, and before playing waits until every subscriber
+already known on the ROS graph is matched, so none misses the first frames.
 """
 
 from __future__ import annotations
@@ -34,6 +40,19 @@ def _stamp(ns: int):
     from builtin_interfaces.msg import Time
 
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _wait_for_known_subscribers(node, publishers: dict, timeout_s: float, stop: threading.Event) -> None:
+    """Wait until each publisher has matched every subscriber the ROS graph already knows on its topic.
+
+    Discovery learns of a subscriber (graph) slightly before the writer matches it; publishing in between loses
+    the first messages for it. Gives up quietly after ``timeout_s`` (an incompatible QoS never matches).
+    """
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        if all(pub.get_subscription_count() >= node.count_subscribers(topic) for topic, pub in publishers.items()):
+            return
+        time.sleep(0.02)
 
 
 def play_bag(
@@ -72,6 +91,9 @@ def play_bag(
     reader = open_reader(path)
     own_context = context is None
     if own_context:
+        from dkt_stack.ros.transport import use_large_data_profile
+
+        use_large_data_profile()  # must precede this process's first rclpy.init (a caller's context has its own)
         context = Context()
         rclpy.init(context=context)
     stats = PlayStats()
@@ -94,6 +116,7 @@ def play_bag(
         stats.topics = sorted(publishers)
         time.sleep(start_delay_s)
         by_topic = {**publishers, "/clock": clock}
+        _wait_for_known_subscribers(node, by_topic, min(wait_timeout_s, 5.0), stop)
         deadline = time.monotonic() + wait_timeout_s
         for topic in wait_for or ():
             if topic not in by_topic:

@@ -48,7 +48,7 @@ def _level(value: int | bytes) -> int:
 
 
 def _header_stamp_ns(msg: Any) -> int | None:
-    header = getattr(msg, "header", None)
+    header = getattr(msg, "header", msg)  # a std_msgs/Header message is its own header
     stamp = getattr(header, "stamp", None)
     return None if stamp is None else int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
@@ -78,7 +78,8 @@ class NodeDiagnostics:
         self._lock = threading.Lock()
         self._level, self._message, self._values = OK, "starting", {}
         self._streams: list[StreamMonitor] = []
-        self._logged_level = OK
+        self._logged_level = 0
+        self._logged_message = ""
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = period_s if period_s is not None else self.config.period_s
         # steady clock: with use_sim_time a ROS-time timer stops with /clock, and so would the staleness reports
@@ -113,6 +114,7 @@ class NodeDiagnostics:
             )
             if jumped:
                 self._node.get_logger().warning(jumped)
+                self._logged_message = jumped
             callback(msg)
 
         sub = self._node.create_subscription(msg_type, topic, on_message, qos if qos is not None else sensor_subscription_qos(), **kwargs)
@@ -175,12 +177,13 @@ class NodeDiagnostics:
     def publish(self) -> None:
         status = self.status()
         level = _level(status.level)
-        if level != self._logged_level and level > _level(self._level):  # stream trouble is logged once per change of level
-            # two call sites: rclpy refuses one call site logging at two severities
+        if level != self._logged_level and level > _level(self._level) and status.message != self._logged_message:
+            # stream trouble is logged once per change of level; two call sites: rclpy refuses one logging at two severities
             if level >= _level(ERROR):
                 self._node.get_logger().error(status.message)
             else:
                 self._node.get_logger().warning(status.message)
+            self._logged_message = status.message
         self._logged_level = level
         msg = DiagnosticArray()
         msg.header.stamp = self._node.get_clock().now().to_msg()

@@ -10,7 +10,7 @@ happen:
   handed to the node: dropped by a full subscription queue (the executor was
   late) or lost in transport (a large message without the large-data DDS
   profile). Where the RMW gives no sequence number, gaps in the header stamps
-  (larger than 1.5 nominal periods, the period being the smallest recent stamp
+  (larger than 1.5 nominal periods, the period being the median recent stamp
   step) estimate the same.
 * Drops inside the node (a worker queue, unmatched stamps) are counted by the
   node itself and reported beside these figures.
@@ -139,7 +139,7 @@ class StreamMonitor:
                 elif last is not None and stamp_ns > last:
                     step = stamp_ns - last
                     if sequence is None and len(self._steps) >= 5:
-                        period = min(self._steps)
+                        period = sorted(self._steps)[len(self._steps) // 2]  # the median step: robust to jitter
                         if step > 1.5 * period:
                             lost = round(step / period) - 1
                     self._steps.append(step)

@@ -82,10 +82,10 @@ def test_depth_node_with_sim_time_consumes_the_played_bag(ros, tmp_path):
     from dkt_stack.ros.qos import qos_by_name
     from dkt_stack.runner import NodeProcess
 
-    bag = write_synthetic_bag(tmp_path / "in", 6, width=32, height=24)
+    bag = write_synthetic_bag(tmp_path / "in", 6, width=32, height=24, prefix="/camera/camera")  # realsense-ros 4.x names
     with AnyReader([bag]) as reader:
         bag_range = (reader.start_time, reader.end_time)
-        conn = [c for c in reader.connections if c.topic == "/camera/aligned_depth_to_color/image_raw"]
+        conn = [c for c in reader.connections if c.topic == "/camera/camera/aligned_depth_to_color/image_raw"]
         raw_mm = {cv.stamp_to_ns(m.header.stamp): cv.image_to_numpy(m) for m in (reader.deserialize(r, c.msgtype) for c, _, r in reader.messages(conn))}
     relative = ros.collect(Image, "/camera/depth/relative", qos_by_name("sensor_data"))
     diags = ros.collect(DiagnosticArray, "/diagnostics")
@@ -93,7 +93,7 @@ def test_depth_node_with_sim_time_consumes_the_played_bag(ros, tmp_path):
     proc = NodeProcess(node, tmp_path, log_path=tmp_path / "depth.log")
     stop = threading.Event()
     player = threading.Thread(target=lambda: play_bag(bag, loop=True, context=ros.context, start_delay_s=0, stop=stop,
-                                                      wait_for=["/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"],
+                                                      wait_for=["/camera/camera/color/image_raw", "/camera/camera/aligned_depth_to_color/image_raw"],
                                                       wait_timeout_s=60))
     player.start()
     try:
