@@ -242,6 +242,7 @@ class GraphRunner:
                 if code == EXIT_CANNOT_START:
                     p.state = "down"
                     down.append(p)
+                    why = f": {reason.removeprefix('cannot start: ')}" if reason else ""
                     self._report(f"node {name} cannot start{why}{log}")
                 elif not p.node.respawn:
                     p.state = "down"

@@ -40,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--status", action="store_true",
         help="do not start anything: print the status of GRAPH's nodes running in this ROS domain (from /diagnostics) and exit",
     )  # fmt: skip
-    parser.add_argument("--status-wait", type=float, default=3.0, metavar="S", help="--status: listen to /diagnostics this long (default 3 s)")
+    parser.add_argument(
+        "--status-wait", type=float, default=5.0, metavar="S", help="--status: listen to /diagnostics until every node reported, at most S seconds (default 5)"
+    )
     parser.add_argument(
         "--dds-profile", action="store_true",
         help="print the path of the large-data Fast DDS profile (for FASTDDS_DEFAULT_PROFILES_FILE of an external driver) and exit",
@@ -88,19 +90,23 @@ def _process_state(p, now: float) -> str:
 
 
 def _print_status(runner, monitor, graph_name: str) -> None:
-    from dkt_stack.ros.graph_monitor import SUPERVISOR_PREFIX
-
     now = time.monotonic()
     latest = monitor.latest() if monitor is not None else {}
     _err(f"status of graph '{graph_name}':")
     for p in runner.processes:
         print(node_status_line(p.node.fully_qualified_name, _process_state(p, now), latest.get(p.node.fully_qualified_name), now), file=sys.stderr)
     sys.stderr.flush()
-    if monitor is not None:
-        states = {p.node.fully_qualified_name: f"{_process_state(p, now)}; restarts {p.restarts}" for p in runner.processes}
-        level = 2 if any(p.state == "down" for p in runner.processes) else 1 if any(p.state == "waiting" for p in runner.processes) else 0
-        down = sum(p.state != "running" for p in runner.processes)
-        monitor.publish(level, f"{SUPERVISOR_PREFIX}/{graph_name}", f"{len(runner.processes) - down} of {len(runner.processes)} nodes alive", states)
+
+
+def _publish_supervisor_status(runner, monitor, graph_name: str) -> None:
+    """The supervisor's own status on /diagnostics: each node alive, restarting or down, and its restarts (read by --status)."""
+    from dkt_stack.ros.graph_monitor import SUPERVISOR_PREFIX
+
+    now = time.monotonic()
+    states = {p.node.fully_qualified_name: _process_state(p, now) for p in runner.processes}
+    level = 2 if any(p.state == "down" for p in runner.processes) else 1 if any(p.state == "waiting" for p in runner.processes) else 0
+    alive = sum(p.state == "running" for p in runner.processes)
+    monitor.publish(level, f"{SUPERVISOR_PREFIX}/{graph_name}", f"{alive} of {len(runner.processes)} nodes alive", states)
 
 
 def show_status(graph, wait_s: float) -> int:
@@ -108,8 +114,11 @@ def show_status(graph, wait_s: float) -> int:
     from dkt_stack.ros.graph_monitor import SUPERVISOR_PREFIX, GraphMonitor
 
     monitor = GraphMonitor("dkt_stack_status")
-    try:
-        time.sleep(wait_s)
+    wanted = {f"{SUPERVISOR_PREFIX}/{graph.name}", *(n.fully_qualified_name for n in graph.nodes)}
+    try:  # until every node and the supervisor have reported (each does once a second), or wait_s
+        deadline = time.monotonic() + wait_s
+        while not wanted <= monitor.latest().keys() and time.monotonic() < deadline:
+            time.sleep(0.1)
         latest = monitor.latest()
     finally:
         monitor.close()
@@ -183,7 +192,7 @@ def supervise(graph, args: argparse.Namespace) -> int:
             _err(f"no /diagnostics (status lines without rates): {exc}")
         runner.start()
         _err(f"started {len(runner.processes)} node(s) of graph '{graph.name}' ({', '.join(p.node.fully_qualified_name for p in runner.processes)}); Ctrl-C stops them")
-        started = last_status = time.monotonic()
+        started = last_status = last_report = time.monotonic()
         while not stop.is_set():
             runner.poll()
             if runner.cannot_start():
@@ -197,6 +206,9 @@ def supervise(graph, args: argparse.Namespace) -> int:
             now = time.monotonic()
             if args.duration is not None and now - started >= args.duration:
                 break
+            if monitor is not None and now - last_report >= 1.0:
+                last_report = now
+                _publish_supervisor_status(runner, monitor, graph.name)
             if args.status_every > 0 and now - last_status >= args.status_every:
                 last_status = now
                 _print_status(runner, monitor, graph.name)

@@ -129,7 +129,7 @@ class StreamMonitor:
             if stamp_ns is not None:
                 stamp_ns = int(stamp_ns)
                 last = self._last_stamp.get(writer)
-                if last is not None and stamp_ns < last:
+                if last is not None and stamp_ns < last and self.direction == "in":  # an output follows its inputs: not its news
                     jumped = f"time jumped back {(last - stamp_ns) / 1e9:.3g} s on {self.topic} (bag loop or clock reset)"
                     if self.jump_note:
                         jumped += f": {self.jump_note}"

@@ -113,3 +113,29 @@ def test_depth_node_with_sim_time_consumes_the_played_bag(ros, tmp_path):
         stop.set()
         player.join(timeout=10)
         proc.stop()
+
+
+def test_cli_play_delivers_every_frame_of_a_60_frame_bag_to_a_default_subscriber(tmp_path):
+    """`dkt-stack replay --play` loads the large-data DDS profile itself: a plain default-QoS subscriber gets all 60 frames."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dkt_stack.ros.transport import PROFILE_VARIABLES
+
+    bag = write_synthetic_bag(tmp_path / "in", 60, width=640, height=480, prefix="/camera/camera", ground_truth=False)
+    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}  # neither side gets the profile from outside
+    probe_script = Path(__file__).parents[2] / "dkt_stack" / "default_qos_probe.py"
+    topics = ["Image:/camera/camera/color/image_raw", "Image:/camera/camera/aligned_depth_to_color/image_raw"]
+    probe = subprocess.Popen([sys.executable, str(probe_script), "4", *topics], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert probe.stdout.readline().strip() == "ready"
+        play = subprocess.run([sys.executable, "-m", "dkt_stack.cli", "replay", str(bag), "--play"], env=env, capture_output=True, text=True, timeout=300)
+        assert play.returncode == 0, play.stderr
+        figures = json.loads(probe.communicate(timeout=120)[0].splitlines()[-1])
+    finally:
+        probe.kill()
+    assert figures["/camera/camera/color/image_raw"]["received"] == 60, figures
+    assert figures["/camera/camera/aligned_depth_to_color/image_raw"]["received"] == 60, figures
