@@ -26,7 +26,10 @@ SECTIONS: dict[str, str] = {
     "grasp_node": "dkt_grasping.nodes.grasp_node:GraspNodeParams",
     "planner_node": "dkt_grasping.nodes.planner_node:PlannerNodeParams",
     "arm_node": "dkt_grasping.nodes.arm_node:ArmNodeParams",
+    "static_tf_node": "dkt_stack.nodes.static_tf_node:StaticTfNodeParams",
     "graph files (config/graphs/*.yaml)": "dkt_stack.graph:GraphDescription",
+    "a node of a graph file (nodes[])": "dkt_stack.graph:NodeSpec",
+    "static_transforms of a graph file": "dkt_stack.graph:StaticTransformsSpec",
 }
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"

@@ -17,7 +17,7 @@ from rclpy.node import Node
 from dkt_stack import conversions as cv
 from dkt_stack.config import ConfigError, param
 from dkt_stack.rig import load_rig
-from dkt_stack.ros.diagnostics import OK, WARN, DiagnosticsConfig, NodeDiagnostics
+from dkt_stack.ros.diagnostics import OK, WARN, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
 from dkt_stack.ros.qos import static_tf_qos
@@ -28,7 +28,6 @@ from dkt_stack.static_transforms import rig_static_transforms
 class StaticTfNodeParams:
     rig: str = param("", help="rig file (shipped name or path): camera optical frame -> each arm base from its camera_pose; empty = no arms")
     camera_link: bool = param(True, help="publish camera_link -> optical frame as realsense2_camera does (false when the driver publishes it)")
-    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="rate window of /diagnostics")
 
 
 class StaticTfNode(Node):
@@ -40,7 +39,7 @@ class StaticTfNode(Node):
             self.transforms = rig_static_transforms(rig, camera_link=p.camera_link)
         except ValueError as exc:  # ConfigError included: a bad rig file, or frames that do not form a tree
             raise ConfigError(f"rig {p.rig!r}: {exc}", source=f"node {self.get_fully_qualified_name()} parameters") from exc
-        self.diagnostics = NodeDiagnostics(self, hardware_id="tf", config=p.diagnostics)
+        self.diagnostics = NodeDiagnostics(self, hardware_id="tf")
         figures = {f"{t.parent} -> {t.child}": " ".join(f"{v:.6g}" for v in t.pose7) for t in self.transforms}
         stamp = self.get_clock().now().to_msg()
         self.messages = [cv.matrix_to_transform_stamped(t.T, t.parent, t.child, stamp) for t in self.transforms]
