@@ -189,7 +189,7 @@ class GraphRunner:
 
     Args:
         report: called with one line per event (a node exited, is restarted, cannot start);
-            default: print to stderr prefixed ``dkt-stack up:``.
+            default: print to stderr prefixed ``dkt-stack:``.
     """
 
     def __init__(
@@ -204,7 +204,7 @@ class GraphRunner:
         self._env = env
         self._log_dir = Path(log_dir) if log_dir else None
         self._stream = stream
-        self._report = report or (lambda line: print(f"dkt-stack up: {line}", file=sys.stderr, flush=True))
+        self._report = report or (lambda line: print(f"dkt-stack: {line}", file=sys.stderr, flush=True))
         self._params_dir = tempfile.TemporaryDirectory(prefix=f"dkt-stack-{graph.name}-")
         self.processes: list[NodeProcess] = []
 

@@ -180,7 +180,7 @@ def supervise(graph, args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    runner = GraphRunner(graph, log_dir=args.log_dir)
+    runner = GraphRunner(graph, log_dir=args.log_dir, report=_err)
     monitor = None
     status = 0
     try:

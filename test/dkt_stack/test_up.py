@@ -234,3 +234,31 @@ def figures_of(status) -> dict[str, str]:
 
 def statuses(collector, node: str, start: int = 0) -> list:
     return [s for m in collector.messages[start:] for s in m.status if s.name.endswith(f": {node}")]
+
+
+def test_every_perception_output_reaches_a_default_qos_subscriber(ros, tmp_path):
+    """rviz2-style subscriptions (rclpy's default profile: reliable, depth 10) to every topic of the perception graph get data."""
+    from sensor_msgs.msg import CameraInfo
+    from visualization_msgs.msg import MarkerArray
+
+    from dkt_stack.graph import resolve_graph
+    from dkt_stack.runner import GraphRunner
+
+    graph = resolve_graph("perception", {"backend": "raw", "camera_source": "synthetic", "fps": "10.0"})
+    graph.node("camera").parameters["synthetic"].update(width=160, height=120)
+    topics = {
+        "/camera/camera/color/image_raw": Image, "/camera/camera/color/camera_info": CameraInfo,
+        "/camera/camera/aligned_depth_to_color/image_raw": Image, "/camera/camera/aligned_depth_to_color/camera_info": CameraInfo,
+        "/camera/camera/ground_truth/depth": Image, "/camera/depth/relative": Image, "/camera/depth/relative_preview": Image,
+        "/camera/depth/metric": Image, "/camera/depth/camera_info": CameraInfo, "/camera/points": PointCloud2,
+        "/camera/tags/markers": MarkerArray,
+    }  # fmt: skip
+    collectors = {topic: ros.collect(msg_type, topic, 10) for topic, msg_type in topics.items()}
+    with GraphRunner(graph, log_dir=tmp_path / "logs") as runner:
+        deadline = time.monotonic() + 120
+        while not all(len(c.messages) >= 2 for c in collectors.values()) and time.monotonic() < deadline:
+            assert not runner.poll(), [p.output() for p in runner.processes]
+            time.sleep(0.2)
+    assert {t: len(c.messages) for t, c in collectors.items() if len(c.messages) < 2} == {}
+    info = collectors["/camera/camera/color/camera_info"].messages[-1]
+    assert (info.distortion_model, list(info.d)) == ("plumb_bob", [0.0] * 5)
