@@ -43,10 +43,11 @@ def _stamp(ns: int):
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-#: with nobody subscribed yet, wait this long for a first subscriber to be discovered (s; discovery took up to 1.6 s here)
-DISCOVERY_WAIT_S = 2.5
+#: with nobody subscribed yet, wait this long for a first subscriber to be discovered (s): a participant that
+#: started earlier is found at its next periodic announcement, every 3 s by default in Fast DDS
+DISCOVERY_WAIT_S = 3.5
 #: after the last new match, wait this long before playing: the subscriber's side of the match lags the player's (s)
-MATCH_SETTLE_S = 0.3
+MATCH_SETTLE_S = 0.75
 
 
 def _wait_for_subscribers(node, publishers: dict, min_s: float, stop: threading.Event) -> None:
@@ -54,8 +55,8 @@ def _wait_for_subscribers(node, publishers: dict, min_s: float, stop: threading.
 
     At least ``min_s``; until every subscriber the ROS graph knows on a played topic is matched; and, when no
     data topic has any subscriber yet, up to :data:`DISCOVERY_WAIT_S` for a first one to be discovered
-    (a subscriber started before the player takes up to ~1.6 s to be discovered here; a volatile subscriber
-    never gets what was published before it matched). Then :data:`MATCH_SETTLE_S` without a new match.
+    (a subscriber started before the player is found at its next periodic announcement, up to 3 s later; a
+    volatile subscriber never gets what was published before it matched). Then :data:`MATCH_SETTLE_S` without a new match.
     Gives up quietly 10 s after ``min_s`` (an incompatible QoS never matches).
     """
     start = time.monotonic()
@@ -97,7 +98,7 @@ def play_bag(
         context: an rclpy Context to create the node in (default: a new one, shut down at the end).
         clock_hz: /clock rate while waiting between messages.
         start_delay_s: wait at least this long after creating the publishers (DDS discovery); longer while
-            subscribers are still being matched, up to 2.5 s when none is there yet; 0 starts at once.
+            subscribers are still being matched, up to 3.5 s when none is there yet; 0 starts at once.
         wait_for: topics (``/clock`` included) that must have a subscriber before playing starts (BagError after ``wait_timeout_s``).
     """
     import rclpy
