@@ -138,7 +138,7 @@ class RigTrialBackend:
         self.inbox = {"points": _Inbox(2), "colour": _Inbox(10), "depth": _Inbox(4), "diagnostics": _Inbox(500)}
         self.inbox |= {"grasps": _Inbox(4), "grasp_info": _Inbox(4), "joint_trajectory": _Inbox(4), "joint_states": _Inbox(2000)}
         self.topics = {
-            "points": "/camera/points", "colour": "/camera/color/image_raw", "depth": "/camera/depth/metric", "diagnostics": "/diagnostics",
+            "points": "/camera/points", "colour": "/camera/camera/color/image_raw", "depth": "/camera/depth/metric", "diagnostics": "/diagnostics",
             "grasps": f"{self.ns}/grasps", "grasp_info": f"{self.ns}/grasp_info",
             "joint_trajectory": f"{self.ns}/joint_trajectory", "joint_states": f"{self.ns}/joint_states",
         }  # fmt: skip
