@@ -23,6 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from dkt_perception.d435_model import D435Config, dropout_fields, frame_raw_depth, specular_intensity, static_raw_depth
 from dkt_stack.config import param
 from dkt_stack.intrinsics import CameraIntrinsics
 from dkt_stack.transforms import invert_transform, make_transform, transform_points, xyz_rpy_to_transform
@@ -245,6 +246,7 @@ class SyntheticScene:
             if min(o.size) <= 0:
                 raise ValueError(f"object size must be positive, got {o.size}")
         self.intrinsics = CameraIntrinsics.from_fov(c.width, c.height, c.hfov_deg, frame_id="camera_color_optical_frame")
+        self.d435 = d435_config(c)
         self._rng = np.random.default_rng(c.seed)
         self._table_texture = self._make_table_texture()
         self._tag_images: dict[int, np.ndarray] = {}
@@ -292,17 +294,14 @@ class SyntheticScene:
         o_depth, o_flicker = (int(v) for v in rng.integers(0, n, 2))
         o_rgb = int(rng.integers(0, 3 * n))
         shape = (c.height, c.width)
-        raw = static["raw_base"] + static["raw_sigma"] * self._depth_noise[o_depth : o_depth + n].reshape(shape)
-        raw[self._flicker[o_flicker : o_flicker + n].reshape(shape)] = np.nan
-        raw = np.rint(raw * 1000.0) * np.float32(0.001)  # 16UC1 millimetres, as the D435 publishes
-        with np.errstate(invalid="ignore"):
-            raw[(raw < c.depth_min_m) | (raw > c.depth_max_m)] = np.nan
+        noise = self._depth_noise[o_depth : o_depth + n].reshape(shape)
+        raw = frame_raw_depth(static["raw_base"], static["raw_sigma"], noise, self._flicker[o_flicker : o_flicker + n].reshape(shape), self.d435)
         rgb = static["rgb_base"] + self._rgb_noise[o_rgb : o_rgb + 3 * n].reshape(*shape, 3)
         rgb = np.clip(rgb, 0, 255).astype(np.uint8)
         return SceneFrame(
             rgb=rgb,
             depth_gt_m=static["depth_gt"],
-            raw_depth_m=raw.astype(np.float32, copy=False),
+            raw_depth_m=raw,
             labels=static["labels"],
             stamp_ns=self.stamp_ns(frame_index),
             frame_index=frame_index,
@@ -485,7 +484,7 @@ class SyntheticScene:
             seen = opaque_rgb[sv, su]
             tint = color_of[obj.id] / 255.0
             fresnel = (1.0 - ndotv) ** 3
-            spec = _specular(n, light, view[m], 60.0)
+            spec = specular_intensity(n, light, view[m], 60.0)
             rgb[m] = seen * (0.55 + 0.35 * tint) + 60.0 * fresnel[:, None] + 220.0 * spec[:, None] + 12.0
         depth_gt = np.where(np.isfinite(hits.t), hits.t, np.nan).astype(np.float32)
 
@@ -536,116 +535,113 @@ class SyntheticScene:
                 elevation = np.arctan2(refl[:, 2], np.hypot(refl[:, 0], refl[:, 1]))
                 stripes = np.maximum(0.5 + 0.5 * np.cos(9.0 * azimuth), 0.5 + 0.5 * np.cos(14.0 * elevation))
                 env = np.where(stripes > 0.85, 1.0, 0.25 * stripes)
-                spec = _specular(n[m], light, view[m], 80.0)
+                spec = specular_intensity(n[m], light, view[m], 80.0)
                 rgb[m] = 0.3 * base * shade[m][:, None] + 170.0 * env[:, None] + 255.0 * spec[:, None]
             else:
-                spec = _specular(n[m], light, view[m], 20.0)
+                spec = specular_intensity(n[m], light, view[m], 20.0)
                 rgb[m] = base * shade[m][:, None] + 40.0 * spec[:, None]
         return rgb
 
     def _tag_pattern(self, tag: SceneTag, T_world_camera) -> np.ndarray:
-        """Grey levels of the printed tag (float, 0..255) at every pixel via the tag-plane homography."""
+        """Grey levels of the printed tag (float, 0..255) at every pixel: exact area coverage of its black cells.
+
+        Each cell of the printed pattern projects (pinhole, no distortion) to an exact quadrilateral; a pixel
+        gets the area-weighted mean of paper and ink over its square, as a sensor integrates it. Point-sampled
+        supersampling instead snaps edges to its sub-pixel grid, which shifts edges parallel to that grid
+        coherently by up to ~0.03 px: enough to bias the tag poses (and the metric scale) by a millimetre.
+        """
         K = self.intrinsics
         half = tag.size_m * _TAG_CELLS_TOTAL / _TAG_CELLS_BLACK / 2
         T_camera_tag = invert_transform(T_world_camera) @ tag.T_world_tag
         corners_tag = np.array([[-half, half, 0.0], [half, half, 0.0], [half, -half, 0.0], [-half, -half, 0.0]])
-        corners_cam = transform_points(T_camera_tag, corners_tag)
-        if np.any(corners_cam[:, 2] <= 1e-6):
+        if np.any(transform_points(T_camera_tag, corners_tag)[:, 2] <= 1e-6):
             return np.full((K.height, K.width), 255.0)
-        img_pts = K.project(corners_cam)
-        side_px = max(np.linalg.norm(img_pts[1] - img_pts[0]), np.linalg.norm(img_pts[2] - img_pts[1]))
-        # Supersample x4 inside the tag's bounding box, then area-average: edges get the partial-pixel
-        # grey a real sensor integrates, so corner detectors are not biased by aliasing.
-        ss = 4
-        cell = int(np.clip(np.ceil(2.0 * ss * side_px / _TAG_CELLS_TOTAL), 2, 256))
-        tex = self._tag_image(tag.id, cell).astype(np.float32)
-        tex = 22.0 + tex * (235.0 / 255.0)  # paper black is not ink-black
-        P = tex.shape[0]
-        out = np.full((K.height, K.width), 255.0, dtype=np.float32)
-        u0 = int(np.clip(np.floor(img_pts[:, 0].min()) - 1, 0, K.width - 1))
-        u1 = int(np.clip(np.ceil(img_pts[:, 0].max()) + 1, 0, K.width - 1))
-        v0 = int(np.clip(np.floor(img_pts[:, 1].min()) - 1, 0, K.height - 1))
-        v1 = int(np.clip(np.ceil(img_pts[:, 1].max()) + 1, 0, K.height - 1))
-        w, h = u1 - u0 + 1, v1 - v0 + 1
-        # Patch sub-pixel (i, j) has its centre at image (u0 - 0.5 + (i + 0.5) / ss, ...).
-        dst = ((img_pts - (u0 - 0.5, v0 - 0.5)) * ss - 0.5).astype(np.float32)
-        src = np.array([[-0.5, -0.5], [P - 0.5, -0.5], [P - 0.5, P - 0.5], [-0.5, P - 0.5]], dtype=np.float32)
-        H = cv2.getPerspectiveTransform(src, dst)
-        patch = cv2.warpPerspective(tex, H, (w * ss, h * ss), flags=cv2.INTER_LINEAR, borderValue=255.0)
-        out[v0 : v1 + 1, u0 : u1 + 1] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
-        return out
-
-    def _dropout_fields(self) -> tuple[np.ndarray, np.ndarray]:
-        """Two spatially coherent uniform fields in [0, 1] (image space, drawn once): dropouts come in patches, not salt."""
-        if getattr(self, "_fields", None) is None:
-            c = self.config
-            rng = np.random.default_rng((c.seed, 104729))
-            shape = (c.height, c.width)
-            fields = []
-            for scale_px in (3.0, 2.0):
-                f = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), scale_px)
-                ranks = np.empty(f.size, dtype=np.float32)
-                ranks[np.argsort(f, axis=None)] = np.linspace(0.0, 1.0, f.size, dtype=np.float32)
-                fields.append(ranks.reshape(shape))
-            self._fields = tuple(fields)
-        return self._fields
+        n = _TAG_CELLS_TOTAL
+        # Cell-grid corners: column c, row r of the printed image sits at tag (x, y) = (-half + c s, half - r s).
+        g = np.linspace(-half, half, n + 1)
+        grid = np.stack(np.broadcast_arrays(g[None, :], -g[:, None], 0.0), axis=-1).reshape(-1, 3)
+        grid_px = K.project(transform_points(T_camera_tag, grid)).reshape(n + 1, n + 1, 2)
+        rows, cols = np.nonzero(self._tag_image(tag.id, 1) == 0)  # black cells
+        quads = np.stack([grid_px[rows, cols], grid_px[rows, cols + 1], grid_px[rows + 1, cols + 1], grid_px[rows + 1, cols]], axis=1)
+        ink, paper = 22.0, 257.0  # printed black is not ink-black; the levels the warped texture had (22 + 235 * bit)
+        return (paper - (paper - ink) * polygon_coverage(quads, (K.height, K.width))).astype(np.float32)
 
     def _raw_depth(self, hits, behind, objects, light, view) -> tuple[np.ndarray, np.ndarray]:
-        """D435-like depth before per-frame noise: (depth m with NaN holes, noise sigma m), float32."""
+        """D435-like depth before per-frame noise: (depth m with NaN holes, noise sigma m), float32 (the shared model)."""
         c = self.config
-        K = self.intrinsics
-        rng = np.random.default_rng((c.seed, 7919))
-        shape = hits.t.shape
-        raw = np.where(np.isfinite(hits.t), hits.t, np.nan)
-
-        field, field2 = self._dropout_fields()
-        for obj in objects:
-            m = hits.label == obj.id
-            if not m.any():
-                continue
-            if obj.surface == "transparent":
-                u = field[m]
-                through = u < c.transparent_see_through
-                hole = (u >= c.transparent_see_through) & (u < c.transparent_see_through + c.transparent_hole)
-                vals = raw[m]
-                vals[through] = behind.t[m][through]
-                vals[hole] = np.nan
-                raw[m] = vals
-            elif obj.surface == "reflective":
-                u = field2[m]
-                spec = _specular(hits.normal[m], light, view[m], 80.0)
-                hole = (u < c.reflective_hole) | (spec > 0.3)
-                spike = (u >= c.reflective_hole) & (u < c.reflective_hole + c.reflective_spike)
-                vals = raw[m]
-                vals[spike] *= rng.choice([0.85, 0.9, 1.12, 1.3], size=int(spike.sum()))
-                vals[hole] = np.nan
-                raw[m] = vals
-        # Depth edges: flying pixels (foreground/background mix) or holes in a 1-2 px band.
-        z = np.where(np.isfinite(hits.t), hits.t, 10.0).astype(np.float32)
-        zmax = cv2.dilate(z, np.ones((3, 3), np.uint8))
-        zmin = cv2.erode(z, np.ones((3, 3), np.uint8))
-        edge = (zmax - zmin) > 0.02 * zmin
-        u = rng.random(shape)
-        flying = edge & (u < c.edge_flying)
-        mix = rng.random(shape)
-        raw[flying] = (zmin + mix * (zmax - zmin))[flying]
-        raw[edge & ~flying] = np.nan
-        # Stereo occlusion shadow left of foreground edges: the right imager cannot see those points.
-        disp = K.fx * c.depth_baseline_m / z
-        shadow = np.zeros(shape, dtype=bool)
-        max_shift = int(np.ceil(np.nanmax(disp) - np.nanmin(disp))) if np.isfinite(disp).any() else 0
-        for k in range(1, min(max_shift, 64) + 1):
-            shadow[:, :-k] |= (disp[:, k:] - disp[:, :-k]) >= k
-        raw[shadow] = np.nan
-        raw[~np.isfinite(raw)] = np.nan
-        sigma = (c.depth_subpixel / (K.fx * c.depth_baseline_m)) * np.square(np.where(np.isfinite(raw), raw, 0.0))
-        return raw.astype(np.float32), sigma.astype(np.float32)
+        if getattr(self, "_fields", None) is None:  # drawn once: the camera-motion mode re-renders with the same patches
+            self._fields = dropout_fields(c.seed, hits.t.shape)
+        specular = specular_intensity(hits.normal, light, view)
+        surfaces = [(obj.id, obj.surface) for obj in objects]
+        return static_raw_depth(hits.t, behind.t, hits.label, surfaces, specular, self.intrinsics.fx, self.d435, c.seed, self._fields)
 
 
-def _specular(n, light, view, shininess) -> np.ndarray:
-    h = light + view
-    h = h / np.linalg.norm(h, axis=-1, keepdims=True)
-    return np.clip(np.sum(n * h, axis=-1), 0.0, 1.0) ** shininess
+def d435_config(c: SceneConfig) -> D435Config:
+    """The scene's sensor settings as the shared D435 model's config."""
+    return D435Config(
+        baseline_m=c.depth_baseline_m,
+        subpixel=c.depth_subpixel,
+        min_m=c.depth_min_m,
+        max_m=c.depth_max_m,
+        translucent_see_through=c.transparent_see_through,
+        translucent_hole=c.transparent_hole,
+        reflective_hole=c.reflective_hole,
+        reflective_spike=c.reflective_spike,
+        edge_flying=c.edge_flying,
+        flicker_hole=c.flicker_hole,
+    )
+
+
+def polygon_coverage(polygons: np.ndarray, shape: tuple[int, int], max_elements: int = 2_000_000) -> np.ndarray:
+    """Exact fraction of every pixel's area covered by non-overlapping polygons, float64 (H, W).
+
+    ``polygons``: (K, V, 2) vertices in pixels (u, v), pixel (u, v) covering [u - 0.5, u + 0.5] x [v - 0.5, v + 0.5]
+    (the CameraInfo convention), either winding; simple polygons (the tag's cells are convex quads).
+    By Green's theorem a polygon's area inside a pixel is, up to the winding's sign, the sum over its edges of
+    the integral along x of the part of the pixel's row interval lying below the edge; that integral is closed-form
+    for a straight edge, so the result is exact up to rounding. Done in chunks of polygons to bound memory.
+    """
+    H, W = shape
+    polygons = np.asarray(polygons, dtype=np.float64)
+    out = np.zeros(H * W)
+    if polygons.size == 0:
+        return out.reshape(H, W)
+    ext = np.clip(np.ptp(polygons, axis=1) + 2.0, 1.0, (W, H))
+    per_polygon = polygons.shape[1] * float(ext[:, 0].max() * ext[:, 1].max())
+    for chunk in np.array_split(polygons, int(np.ceil(len(polygons) * per_polygon / max_elements))):
+        p, q = chunk, np.roll(chunk, -1, axis=1)
+        winding = -np.sign(np.sum(p[..., 0] * q[..., 1] - q[..., 0] * p[..., 1], axis=1))  # either winding counts positive
+        v_lo, v_hi = (np.clip(np.floor(f(chunk[..., 1], axis=1) + 0.5), 0, H - 1).astype(int) for f in (np.min, np.max))
+        nv = chunk.shape[1]
+        p, q = p.reshape(-1, 2), q.reshape(-1, 2)
+        sign = np.repeat(winding, nv) * np.sign(q[:, 0] - p[:, 0])
+        row0, row1 = np.repeat(v_lo, nv), np.repeat(v_hi, nv)
+        x_lo, x_hi = np.minimum(p[:, 0], q[:, 0]), np.maximum(p[:, 0], q[:, 0])
+        col0 = np.clip(np.floor(x_lo + 0.5), 0, W - 1).astype(int)
+        col1 = np.clip(np.floor(x_hi + 0.5), 0, W - 1).astype(int)
+        j = col0[:, None] + np.arange(int((col1 - col0).max()) + 1)  # (E, nj) pixel columns
+        i = row0[:, None] + np.arange(int((row1 - row0).max()) + 1)  # (E, ni) pixel rows
+        a, b = np.maximum(x_lo[:, None], j - 0.5), np.minimum(x_hi[:, None], j + 0.5)  # the edge's x-span in each column
+        dx = np.clip(b - a, 0.0, None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.nan_to_num((q[:, 1] - p[:, 1]) / (q[:, 0] - p[:, 0]), posinf=0.0, neginf=0.0)[:, None]
+        # Heights of the edge above each row's top (v - (i - 0.5)) at both ends of its span in the column.
+        h1 = (p[:, 1, None] + (a - p[:, 0, None]) * slope)[:, :, None] - (i[:, None, :] - 0.5)
+        h2 = (p[:, 1, None] + (b - p[:, 0, None]) * slope)[:, :, None] - (i[:, None, :] - 0.5)
+        # Mean over the span of clip(h, 0, 1) (the row's part below the edge), via its antiderivative.
+        dh = h2 - h1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(np.abs(dh) > 1e-9, (_clip01_integral(h2) - _clip01_integral(h1)) / dh, np.clip(0.5 * (h1 + h2), 0.0, 1.0))
+        contrib = sign[:, None, None] * dx[:, :, None] * mean
+        jj, ii = np.broadcast_arrays(j[:, :, None], i[:, None, :])
+        ok = (dx[:, :, None] > 0.0) & (jj <= col1[:, None, None]) & (ii <= row1[:, None, None])
+        np.add.at(out, ii[ok] * W + jj[ok], contrib[ok])
+    return out.reshape(H, W)
+
+
+def _clip01_integral(h: np.ndarray) -> np.ndarray:
+    """Antiderivative of clip(h, 0, 1), zero at h <= 0."""
+    return np.where(h <= 0.0, 0.0, np.where(h >= 1.0, h - 0.5, 0.5 * h * h))
 
 
 def default_scene_config(seed: int = 0, **overrides) -> SceneConfig:

@@ -23,7 +23,7 @@ import numpy as np
 from piper_sdk import C_PiperInterface_V2
 
 from dkt_grasping.arm.base import ArmError, ArmFeedbackLost, ArmState, SetpointLimiter
-from dkt_grasping.piper_model import JOINT_LOWER, JOINT_UPPER
+from dkt_grasping.piper_model import DEFAULT_DH_IS_OFFSET, DH_IS_OFFSET_HELP, JOINT_LOWER, JOINT_UPPER
 from dkt_grasping.planning.base import JointTrajectory
 from dkt_stack.config import param
 
@@ -48,12 +48,15 @@ class PiperArmConfig:
     settle_timeout: float = param(2.0, help="time allowed after the last setpoint to reach it (s)")
     gripper_max_opening: float = param(0.07, help="largest gripper opening (m)")
     gripper_max_effort: float = param(5.0, help="largest gripper effort (N*m); the SDK accepts 0-5")
+    dh_is_offset: int = param(DEFAULT_DH_IS_OFFSET, help=DH_IS_OFFSET_HELP + "; passed to piper-sdk for its end-pose FK")
 
     def __post_init__(self):
         if not 0 <= self.speed_percent <= 100:
             raise ValueError(f"speed_percent must be in [0, 100], got {self.speed_percent}")
         if self.rate_hz <= 0 or self.watchdog_timeout <= 0:
             raise ValueError("rate_hz and watchdog_timeout must be > 0")
+        if self.dh_is_offset not in (0, 1):
+            raise ValueError(f"dh_is_offset must be 0 (firmware before S-V1.6-3) or 1 (S-V1.6-3 and later), got {self.dh_is_offset}")
         if len(self.max_velocity) != 6 or min(self.max_velocity) <= 0:
             raise ValueError(f"max_velocity must be 6 positive numbers (rad/s), got {self.max_velocity}")
 
@@ -84,7 +87,7 @@ class PiperArm:
         """Open the CAN bus, start the SDK's reader and wait for joint feedback."""
         cfg = self.config
         # The SDK keeps one instance per CAN name; we create the bus ourselves so that any python-can interface works.
-        sdk = C_PiperInterface_V2(cfg.can_name, judge_flag=False, can_auto_init=False)
+        sdk = C_PiperInterface_V2(cfg.can_name, judge_flag=False, can_auto_init=False, dh_is_offset=cfg.dh_is_offset)
         try:
             sdk.CreateCanBus(cfg.can_name, bustype=cfg.bustype, judge_flag=cfg.check_can_port and cfg.bustype == "socketcan")
         except ConnectionError as exc:

@@ -11,7 +11,11 @@ Pipeline (all in the robot base frame, metres):
    *antipodal pairs* (a second contact across the object whose normal opposes
    the seed's within the friction cone; closing axis = the contact line,
    approaches rotated about it starting from top-down) and *normal approaches*
-   (approach = -normal at the seed, several closing directions);
+   (approach = -normal at the seed, several closing directions); both also get
+   approaches *leaning toward the arm base* (the gripper's back tilted toward
+   the base, the approach pointing down and away from it), which a 6-DoF arm
+   with a +-70 deg wrist (joint 5) reaches far better than straight down away
+   from its base;
 4. evaluate every candidate against the PiPER gripper model in one batch: the
    closing region must hold object points and fit the opening, the grasp is
    re-centred between them, fingers, palm and body must be free of scene
@@ -52,12 +56,26 @@ class AntipodalConfig:
     closing_angles_deg: list[float] = param(
         default_factory=lambda: [0.0, 45.0, 90.0, 135.0], help="closing directions tried for normal approaches (deg)"
     )
+    base_lean_deg: list[float] = param(
+        default_factory=lambda: [20.0, 35.0, 50.0],
+        help="extra approaches per seed tilted from top-down (or from the surface normal) toward the arm base's side, "
+        "i.e. pointing down and away from the base (deg); empty = none",
+    )
+    candidate_nms_translation: float = param(
+        0.004, help="light NMS before the reachability check: centres closer than this are duplicates (m)"
+    )
+    candidate_nms_rotation_deg: float = param(10.0, help="light NMS before the reachability check: orientation threshold (deg)")
     depths: list[float] = param(default_factory=lambda: [0.025, 0.012], help="grasp depths tried: fingertips beyond the grasp centre (m)")
     width_margin: float = param(0.005, help="extra opening on each side of the object (m)")
     min_points_in_gripper: int = param(6, help="object points required between the fingers")
     table_distance: float = param(0.006, help="RANSAC inlier distance for the table plane (m)")
     max_table_tilt_deg: float = param(25.0, help="largest angle between the table normal and base z (deg)")
     object_min_height: float = param(0.008, help="points this far above the table are objects (m)")
+    min_antipodality: float = param(
+        0.2,
+        help="reject grasps whose contact normals do not oppose along the closing axis (0..1: 0.5 = one side's "
+        "normal exactly opposed); catches grasps whose sides were never seen by the camera",
+    )
     weight_antipodal: float = param(0.45, help="score weight of contact antipodality")
     weight_approach: float = param(0.3, help="score weight of approaching against the table normal")
     weight_clearance: float = param(0.15, help="score weight of finger clearance")
@@ -176,6 +194,10 @@ class AntipodalGraspDetector:
         (unused); T_base_camera: 4x4 camera-to-base; workspace: base-frame box
         for the grasp centres. Raises EmptyCloudError when nothing is usable.
         """
+        return self.select(self.candidates(points, colors, T_base_camera, workspace))
+
+    def candidates(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
+        """Every checked grasp candidate before the final NMS (same arguments as :meth:`detect`), best first."""
         pts_cam, _ = check_cloud(points, colors)
         T = check_transform(T_base_camera)
         pts = transform_points(T, pts_cam)
@@ -188,9 +210,19 @@ class AntipodalGraspDetector:
         margin = self.config.gripper.flange_to_fingertip
         context = np.all((pts >= workspace.lower - margin) & (pts <= workspace.upper + margin), axis=1)
         scene = self.prepare_scene(pts[context], T[:3, 3])
-        return self.grasps_in_scene(scene, workspace)
+        return self.candidates_in_scene(scene, workspace)
+
+    def select(self, grasps: list[Grasp]) -> list[Grasp]:
+        """The final non-maximum suppression: best of each cluster, at most ``max_grasps``, best first."""
+        cfg = self.config
+        return grasp_nms(grasps, cfg.nms_translation, np.deg2rad(cfg.nms_rotation_deg), max_keep=cfg.max_grasps)
 
     def grasps_in_scene(self, scene: TabletopScene, workspace: WorkspaceLimits) -> list[Grasp]:
+        """:meth:`detect` on a prepared scene."""
+        return self.select(self.candidates_in_scene(scene, workspace))
+
+    def candidates_in_scene(self, scene: TabletopScene, workspace: WorkspaceLimits) -> list[Grasp]:
+        """Candidates of a prepared scene: the best few per seed, lightly de-duplicated, best first."""
         cfg, g = self.config, self.config.gripper
         rng = np.random.default_rng(cfg.seed)
         P, N = scene.points, scene.normals
@@ -216,7 +248,57 @@ class AntipodalGraspDetector:
             found = self._evaluate(frames, P[local], N[local], down, plane)
             grasps.extend(sorted(found, key=lambda gr: -gr.score)[: cfg.grasps_per_seed])
         grasps = [gr for gr in grasps if workspace.contains(gr.position)]
-        return grasp_nms(grasps, cfg.nms_translation, np.deg2rad(cfg.nms_rotation_deg), max_keep=cfg.max_grasps)
+        return grasp_nms(grasps, cfg.candidate_nms_translation, np.deg2rad(cfg.candidate_nms_rotation_deg))
+
+    def lean_variants(self, grasps: list[Grasp], scene: TabletopScene) -> list[tuple[int, Grasp]]:
+        """For grasps found by another detector: the same contacts approached leaning toward the base.
+
+        Each grasp's approach is tilted about its closing axis by ``base_lean_deg``
+        toward pointing away from the base; the variants go through this
+        detector's gripper checks on ``scene`` (points between the fingers, no
+        collision, above the table) and carry this detector's score.
+        """
+        if not grasps or not self.config.base_lean_deg:
+            return []
+        obj = scene.points[scene.object_mask]
+        obj_normals = scene.normals[scene.object_mask]
+        if len(obj) == 0:
+            return []
+        down = -scene.table_normal
+        plane = None if np.isnan(scene.table_offset) else (scene.table_normal, scene.table_offset)
+        tree = cKDTree(obj)
+        reach = self.config.gripper.flange_to_fingertip + self.config.gripper.max_opening
+        out = []
+        for i, g in enumerate(grasps):
+            y, centre = g.closing, g.position
+            frames = []
+            for lean in self._lean_directions(centre, g.approach, down):
+                z = _perpendicular(y, lean)
+                if z is not None:
+                    frames.append((centre, np.column_stack([_cross(y, z), y, z])))
+            local = np.asarray(tree.query_ball_point(centre, r=reach), dtype=int)
+            if frames and len(local):
+                out.extend((i, v) for v in self._evaluate(frames, obj[local], obj_normals[local], down, plane))
+        return out
+
+    def _lean_directions(self, p: np.ndarray, reference: np.ndarray, down: np.ndarray) -> list[np.ndarray]:
+        """Unit approaches tilted from ``reference`` by each ``base_lean_deg`` toward pointing away from the base.
+
+        p: the contact (base frame, m); the base sits at the origin, so "away" is
+        the horizontal direction from the origin to p.
+        """
+        away = np.array([p[0], p[1], 0.0])
+        away -= (away @ down) * down
+        norm = np.linalg.norm(away)
+        if norm < 1e-6:
+            return []
+        away /= norm
+        side = away - (away @ reference) * reference
+        norm = np.linalg.norm(side)
+        if norm < 0.2:  # reference already (nearly) horizontal and along "away": no lean to add
+            return []
+        side /= norm
+        return [reference * np.cos(t) + side * np.sin(t) for t in np.deg2rad(self.config.base_lean_deg)]
 
     def _candidate_frames(self, p, n, Q, NQ, down, cos_f) -> list[tuple[np.ndarray, np.ndarray]]:
         """(centre, R) candidates for one seed point p with outward normal n (base frame)."""
@@ -236,20 +318,26 @@ class AntipodalGraspDetector:
                     base = _perpendicular(y, np.array([centre[0], centre[1], 0.0]) + 1e-9)
                 if base is not None:
                     side = _cross(y, base)
-                    for a in np.deg2rad(self.config.approach_angles_deg):
-                        # base is orthogonal to y, so rotating it about y stays in that plane.
-                        z = base * np.cos(a) + side * np.sin(a)
+                    approaches = [base * np.cos(a) + side * np.sin(a) for a in np.deg2rad(self.config.approach_angles_deg)]
+                    # Leaning toward the base: the lean directions projected into the plane the closing axis allows.
+                    for lean in self._lean_directions(centre, base, down):
+                        z = _perpendicular(y, lean)
+                        if z is not None and max(z @ a for a in approaches) < np.cos(np.deg2rad(8.0)):  # not a near-duplicate
+                            approaches.append(z)
+                    for z in approaches:
                         frames.append((centre, np.column_stack([_cross(y, z), y, z])))
-        # Normal approach: along -n, unless that would come from below the table.
-        z = -n
-        if z @ down > -0.25:
-            ref = _perpendicular(z, np.array([1.0, 0.0, 0.0]))
-            if ref is None:
-                ref = _perpendicular(z, np.array([0.0, 1.0, 0.0]))
-            side = _cross(z, ref)
-            for a in np.deg2rad(self.config.closing_angles_deg):
-                y = ref * np.cos(a) + side * np.sin(a)
-                frames.append((p, np.column_stack([_cross(y, z), y, z])))
+        # Normal approach: along -n (and leaning from it toward the base), unless that would come from below the table.
+        if -n @ down > -0.25:
+            for z in [-n, *self._lean_directions(p, -n, down)]:
+                if z @ down <= -0.25:
+                    continue
+                ref = _perpendicular(z, np.array([1.0, 0.0, 0.0]))
+                if ref is None:
+                    ref = _perpendicular(z, np.array([0.0, 1.0, 0.0]))
+                side = _cross(z, ref)
+                for a in np.deg2rad(self.config.closing_angles_deg):
+                    y = ref * np.cos(a) + side * np.sin(a)
+                    frames.append((p, np.column_stack([_cross(y, z), y, z])))
         return frames
 
     def _evaluate(self, frames, Q, NQ, down, plane) -> list[Grasp]:
@@ -303,6 +391,13 @@ class AntipodalGraspDetector:
         n_lo = np.where(lo, ny, 0).sum(axis=1) / np.maximum(lo.sum(axis=1), 1)
         n_hi = np.where(hi, ny, 0).sum(axis=1) / np.maximum(hi.sum(axis=1), 1)
         antipodal = 0.5 * (np.clip(-n_lo, 0, 1) + np.clip(n_hi, 0, 1))
+        # A side whose surface was seen facing the finger (|normal . closing| >= 0.3) must lie inside the friction
+        # cone, or the pad slides off (a pinch across a box corner); an unseen side (occluded) is not judged here.
+        cos_f = np.cos(np.deg2rad(cfg.friction_angle_deg))
+        valid &= ((np.abs(n_lo) < 0.3) | (-n_lo >= cos_f)) & ((np.abs(n_hi) < 0.3) | (n_hi >= cos_f))
+        valid &= antipodal >= cfg.min_antipodality
+        if not valid.any():
+            return []
         approach = np.clip(Rk[:, :, 2] @ down, 0, 1)
         # Clearance: distance from points outside the closing region to the finger boxes.
         hx = g.finger_width / 2

@@ -56,10 +56,20 @@ class AnyGraspConfig:
     nms_translation: float = param(0.01, help="NMS: centres closer than this are duplicates (m)")
     nms_rotation_deg: float = param(30.0, help="NMS: orientations closer than this are duplicates (deg)")
     max_grasps: int = param(40, help="grasps returned at most")
+    base_lean_deg: list[float] = param(
+        default_factory=lambda: [20.0, 35.0, 50.0],
+        help="also try each AnyGrasp grasp's contacts with the approach tilted toward the arm base by these angles (deg); "
+        "the variants pass the open gripper model's checks (empty = AnyGrasp's poses only)",
+    )
+    lean_score_factor: float = param(
+        0.9, help="score of a leaning variant = its AnyGrasp grasp's score times this (AnyGrasp never scored the tilted pose itself)"
+    )
 
     def __post_init__(self):
         if not 0 < self.max_gripper_width <= 0.1:
             raise ValueError(f"max_gripper_width must be in (0, 0.1] m (SDK limit), got {self.max_gripper_width}")
+        if not 0 < self.lean_score_factor <= 1:
+            raise ValueError(f"lean_score_factor must be in (0, 1], got {self.lean_score_factor}")
 
 
 def build_sdk_config(cfg: AnyGraspConfig) -> types.SimpleNamespace:
@@ -141,10 +151,20 @@ class AnyGraspDetector:
 
     def detect(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
         """Grasps sorted by score. points: float Nx3 camera frame (m); colors uint8 Nx3 or None."""
+        return self.select(self.candidates(points, colors, T_base_camera, workspace))
+
+    def select(self, grasps: list[Grasp]) -> list[Grasp]:
+        """Non-maximum suppression, at most ``max_grasps``, best first."""
+        cfg = self.config
+        return grasp_nms(grasps, cfg.nms_translation, np.deg2rad(cfg.nms_rotation_deg), max_keep=cfg.max_grasps)
+
+    def candidates(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
+        """AnyGrasp's grasps in the workspace (its own poses and scores) plus their leaning variants, before NMS."""
         cfg = self.config
         pts, cols = check_cloud(points, colors)
         T = check_transform(T_base_camera)
-        inside = workspace.contains(transform_points(T, pts))
+        pts_base = transform_points(T, pts)
+        inside = workspace.contains(pts_base)
         if not inside.any():
             raise EmptyCloudError(f"none of the {len(pts)} points lies inside the workspace (base frame)")
         pts32 = pts.astype(np.float32)
@@ -160,4 +180,26 @@ class AnyGraspDetector:
         else:
             result = self._sdk.get_grasp(pts32, {"colors": col32, "lims": lims, **options})
         grasps = [g for g in grasps_from_array(grasp_array_from_result(result), T) if workspace.contains(g.position)]
-        return grasp_nms(grasps, cfg.nms_translation, np.deg2rad(cfg.nms_rotation_deg), max_keep=cfg.max_grasps)
+        return grasps + leaning_variants(grasps, pts_base, T[:3, 3], workspace, cfg)
+
+
+def leaning_variants(
+    grasps: list[Grasp], points_base: np.ndarray, camera_position: np.ndarray, workspace: WorkspaceLimits, cfg: AnyGraspConfig
+) -> list[Grasp]:
+    """The contacts of ``grasps`` approached leaning toward the base, checked by the open gripper model (base frame, m)."""
+    if not grasps or not cfg.base_lean_deg:
+        return []
+    from dkt_grasping.grasp_detection.antipodal import AntipodalConfig, AntipodalGraspDetector
+
+    model = AntipodalGraspDetector(AntipodalConfig(base_lean_deg=list(cfg.base_lean_deg)))
+    margin = model.config.gripper.flange_to_fingertip
+    context = np.all((points_base >= workspace.lower - margin) & (points_base <= workspace.upper + margin), axis=1)
+    try:
+        scene = model.prepare_scene(points_base[context], camera_position)
+    except EmptyCloudError:
+        return []
+    return [
+        Grasp(pose=v.pose, width=v.width, score=grasps[i].score * cfg.lean_score_factor, depth=v.depth, object_id=grasps[i].object_id)
+        for i, v in model.lean_variants(grasps, scene)
+        if workspace.contains(v.position)
+    ]

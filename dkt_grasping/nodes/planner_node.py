@@ -5,7 +5,9 @@ Subscribes: grasps (PoseArray, base frame, best first), grasp_info
 frame), joint_states (sensor_msgs/JointState of joint1..joint6).
 Publishes: joint_trajectory (trajectory_msgs/JointTrajectory, joints
 joint1..joint6 + ``gripper`` opening in m, gripper effort in the effort field),
-/diagnostics with the planning time or the planner's refusal reason.
+/diagnostics with the planning time and which grasp of the goal set was
+planned (``grasp_index``, 0 = best ranked), or the planner's refusal reason.
+The grasps are a goal set: the planner executes the best one it can reach.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dkt_grasping.planning.cpu_planner import CpuPlannerConfig
 from dkt_grasping.planning.curobo import CuroboConfig
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
-from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, DiagnosticsConfig, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
 from dkt_stack.ros.qos import qos_by_name
@@ -43,6 +45,7 @@ class PlannerNodeParams:
     gripper_dwell_s: float = param(0.5, help="time given to each gripper command in the published trajectory (s)")
     cpu: CpuPlannerConfig = param(default_factory=CpuPlannerConfig, help="CPU planner settings")
     curobo: CuroboConfig = param(default_factory=CuroboConfig, help="cuRobo settings")
+    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="staleness thresholds and rate window of /diagnostics")
 
 
 def grasps_from_messages(poses: PoseArray, info: Float32MultiArray) -> list[Grasp]:
@@ -58,7 +61,7 @@ class PlannerNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("planner", **node_kwargs)
         self.params = p = declare_and_read(self, PlannerNodeParams)
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"planner:{p.planner}")
+        self.diagnostics = NodeDiagnostics(self, hardware_id=f"planner:{p.planner}", config=p.diagnostics)
         self.planner = create_planner(p.planner, getattr(p, p.planner))
         qos = qos_by_name(p.qos)
         self._pub = self.create_publisher(JointTrajectory, "joint_trajectory", qos)
@@ -71,7 +74,7 @@ class PlannerNode(Node):
         self._requests = 0  # planning attempts so far: lets a client tell this attempt's outcome from a stale status
         self.create_subscription(Float32MultiArray, "grasp_info", self._on_info, qos)
         self.create_subscription(PointCloud2, "scene", self._on_scene, qos)
-        self.create_subscription(JointState, "joint_states", self._on_joints, qos)
+        self.diagnostics.subscribe(JointState, "joint_states", self._on_joints)  # a sensor stream: best effort, any publisher
         self.create_subscription(PoseArray, "grasps", self._on_grasps, qos)
         self.diagnostics.set(OK, "waiting for joint_states and grasps", planner=p.planner)
 
@@ -127,8 +130,8 @@ class PlannerNode(Node):
         times, pos, vel, eff = plan_to_arrays(plan, self.params.gripper_dwell_s)
         header = cv.make_header(msg.header.frame_id, stamp=msg.header.stamp)
         self._pub.publish(cv.arrays_to_joint_trajectory([*JOINT_NAMES, GRIPPER_JOINT], times, pos, vel, eff, header))
-        used = next((i for i, g in enumerate(grasps) if g is plan.grasp), -1)  # index in the received PoseArray
-        self.diagnostics.set(OK, "plan published", failure="", plan_request=self._requests, grasp_index=used)
+        # which grasp of the received PoseArray the goal set chose (0 = the best ranked)
+        self.diagnostics.set(OK, f"plan published for grasp {plan.grasp_index}", failure="", plan_request=self._requests, grasp_index=plan.grasp_index)
         self.diagnostics.update(plan_ms=ms, plan_duration_s=float(times[-1]), grasp_score=plan.grasp.score)
 
 

@@ -24,7 +24,7 @@ from std_srvs.srv import Trigger
 
 from dkt_grasping.trials.backend import TrialAttempt
 from dkt_grasping.trials.database import TrialDatabase, TrialRecord
-from dkt_grasping.trials.judge import ExternalJudge, GroundTruthJudge
+from dkt_grasping.trials.judge import ExternalJudge, create_judge
 from dkt_grasping.trials.runner import TrialRunner, start_session
 from dkt_grasping.trials.session import SessionSpec
 from dkt_stack.config import param
@@ -65,7 +65,7 @@ class TrialNode(Node):
         try:
             with TrialDatabase(p.db) as db:  # opened on this thread: sqlite connections are per thread
                 spec = SessionSpec.from_json_dict(db.session(p.resume).spec) if p.resume else p.session
-                judge = self.judge if spec.resolved_judge == "operator" else GroundTruthJudge()
+                judge = self.judge if spec.resolved_judge == "operator" else create_judge(spec.resolved_judge)
                 self.session_id = p.resume or start_session(db, spec)
                 self.diagnostics.set(OK, "running", session=self.session_id, surface=spec.surface, method=spec.method)
                 result = TrialRunner(db, judge=judge, progress=False, on_record=self._publish_record, stop=self._stop).run(self.session_id)

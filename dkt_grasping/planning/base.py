@@ -82,6 +82,7 @@ class GraspPlan:
     steps: list[PlanStep] = field(default_factory=list)
     q_grasp: np.ndarray | None = None
     planning_time: float = 0.0
+    grasp_index: int = 0  #: which of the planner's input grasps (0 = the best ranked) this plan executes
 
     def trajectories(self) -> list[JointTrajectory]:
         return [s.action for s in self.steps if isinstance(s.action, JointTrajectory)]
@@ -93,7 +94,10 @@ class GraspPlan:
 
 class GraspPlanner(Protocol):
     def plan_grasp(self, q_start: np.ndarray, grasps: list[Grasp], scene_points: np.ndarray | None) -> GraspPlan:
-        """Plan for the first feasible grasp. q_start rad (6,); scene_points Nx3 base frame (m) or None."""
+        """Plan for the best feasible grasp of the goal set ``grasps`` (best first); the plan names it (``grasp_index``).
+
+        q_start rad (6,); scene_points Nx3 base frame (m) or None.
+        """
         ...
 
 

@@ -1,13 +1,24 @@
-"""CPU grasp planner: Pinocchio IK, coal collision checks, OMPL RRTConnect and ruckig timing.
+"""CPU grasp planner: closed-form IK, coal collision checks, OMPL RRTConnect to a goal set, ruckig timing.
 
-For each candidate grasp (best first) it solves IK for the pre-grasp (the
-fingertips ``approach_distance`` back along the approach axis), the grasp and
-the lift pose, checks the approach and lift as straight tool motions against
-the scene without the grasped object, and connects the start to the pre-grasp
-with a densely checked straight joint path or, when that collides, OMPL's
-RRTConnect. Every piece is timed with ruckig within the joint velocity,
-acceleration and jerk limits. Goals outside the workspace or the joint
-limits, unreachable or colliding ones raise :class:`PlanningError`.
+The grasps (best first; the top ``max_grasp_candidates``) form a goal set:
+
+1. for each grasp, the goals of :class:`~dkt_grasping.reachability.ReachabilityChecker`
+   (IK branches reaching pre-grasp, grasp and lift within the limits, no
+   self-collision, arm free at the pre-grasp) are tried nearest to the start
+   first: the approach (fingertips from ``approach_distance`` back to the
+   grasp) and the lift must be straight tool motions in that branch, free of
+   the scene without the grasped object; the first goal that passes is the
+   grasp's;
+2. the start connects to the best grasp whose pre-grasp a densely checked
+   straight joint path reaches;
+3. otherwise OMPL's RRTConnect plans once to all pre-grasps at once (an
+   ``ob.GoalStates`` goal set) and the grasp whose pre-grasp it reached is
+   executed.
+
+The plan says which grasp it chose (``GraspPlan.grasp_index``). Every piece is
+timed with ruckig within the joint velocity, acceleration and jerk limits.
+Goals outside the workspace or the joint limits, unreachable or colliding
+ones raise :class:`PlanningError` naming the best grasp's reason.
 """
 
 from __future__ import annotations
@@ -18,17 +29,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkt_grasping.collision import ArmCollisionConfig, ArmCollisionModel, SceneCollision
+from dkt_grasping.collision import ArmCollisionConfig, SceneCollision
 from dkt_grasping.grasp import Grasp
 from dkt_grasping.gripper import GripperConfig
-from dkt_grasping.kinematics import IKError, PiperKinematics
-from dkt_grasping.piper_model import DEFAULT_TCP_OFFSET
+from dkt_grasping.kinematics import IKError
 from dkt_grasping.planning.base import GraspPlan, GripperCommand, JointTrajectory, PlanningError, PlanStep
 from dkt_grasping.planning.time_parameterization import time_parameterize
+from dkt_grasping.reachability import ArmModelConfig, GraspGoal, GraspMotionConfig, ReachabilityChecker, ReachabilityConfig
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack.config import param
 
-_HALF_TURN_Z = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: PlanningError kind for each reachability drop reason.
+_REACH_FAILURE = {
+    "out_of_reach": "unreachable",
+    "joint_limits": "joint_limits",
+    "wrist_flip": "unreachable",
+    "self_collision": "collision",
+    "scene_collision": "collision",
+}
 
 
 @dataclass
@@ -38,12 +56,12 @@ class CpuPlannerConfig:
     workspace: WorkspaceLimits = param(default_factory=WorkspaceLimits, help="grasp centres must lie in this base-frame box")
     gripper: GripperConfig = param(default_factory=GripperConfig, help="PiPER gripper geometry")
     collision: ArmCollisionConfig = param(default_factory=ArmCollisionConfig, help="capsule model and margins")
-    tcp_offset: float = param(DEFAULT_TCP_OFFSET, help="flange to fingertip centre along the flange z axis (m)")
+    arm: ArmModelConfig = param(default_factory=ArmModelConfig, help="the arm's kinematic model (zero convention, tool)")
+    motion: GraspMotionConfig = param(default_factory=GraspMotionConfig, help="pre-grasp stand-off and lift")
+    max_joint_step: float = param(1.0, help="largest joint change between pre-grasp, grasp and lift in one IK branch (rad)")
     max_velocity: list[float] = param(default_factory=lambda: [1.0] * 6, help="joint speed limits (rad/s)")
     max_acceleration: list[float] = param(default_factory=lambda: [2.0] * 6, help="joint acceleration limits (rad/s^2)")
     max_jerk: list[float] = param(default_factory=lambda: [20.0] * 6, help="joint jerk limits (rad/s^3)")
-    approach_distance: float = param(0.08, help="pre-grasp stand-off along the approach axis (m)")
-    lift_height: float = param(0.08, help="lift after closing, along base +z (m)")
     cartesian_steps: int = param(8, help="IK waypoints along the approach and lift lines")
     max_cartesian_deviation: float = param(0.005, help="allowed tool deviation from the straight approach/lift line (m)")
     path_resolution: float = param(0.02, help="joint step for dense collision checks (rad)")
@@ -56,11 +74,10 @@ class CpuPlannerConfig:
     ompl_simplify_checks: int = param(2000, help="path simplification budget, in collision checks")
     ompl_time_limit: float = param(10.0, help="safety net per query (s): planning stops here even within the check budget")
     ompl_range: float = param(0.3, help="RRTConnect extension step (rad)")
-    ik_seeds: int = param(12, help="random IK restarts per pose")
-    max_grasp_candidates: int = param(10, help="grasps tried, best first, before giving up")
+    max_grasp_candidates: int = param(10, help="grasps in the goal set: the best this many are tried")
     sample_dt: float = param(0.01, help="trajectory sampling period (s)")
     close_effort: float = param(1.0, help="gripper effort when closing (N*m)")
-    seed: int = param(0, help="random seed (IK restarts, OMPL)")
+    seed: int = param(0, help="random seed of OMPL")
 
     def __post_init__(self):
         for name in ("max_velocity", "max_acceleration", "max_jerk"):
@@ -73,44 +90,82 @@ class CpuGraspPlanner:
     """Grasp planning on the CPU; see the module docstring."""
 
     def __init__(self, config: CpuPlannerConfig | None = None):
-        self.config = config or CpuPlannerConfig()
-        self.kin = PiperKinematics(self.config.tcp_offset)
-        self.collision = ArmCollisionModel(self.kin, self.config.collision)
-        self._rng = np.random.default_rng(self.config.seed)
+        self.config = c = config or CpuPlannerConfig()
+        self.reachability = ReachabilityChecker(
+            ReachabilityConfig(arm=c.arm, motion=c.motion, collision=c.collision, max_joint_step=c.max_joint_step, check_scene=True)
+        )
+        self.kin = self.reachability.kin
+        self.collision = self.reachability.collision
 
     # -- public API ------------------------------------------------------------------------
     def plan_grasp(self, q_start: np.ndarray, grasps: list[Grasp], scene_points: np.ndarray | None) -> GraspPlan:
-        """Plan open -> approach -> grasp -> close -> lift for the first feasible grasp (grasps sorted best first).
+        """Plan open -> approach -> grasp -> close -> lift for the best grasp of the goal set (grasps sorted best first).
 
         q_start: (6,) rad; scene_points: Nx3 base frame (m), or None for free space.
         """
         t0 = time.perf_counter()
         if not grasps:
             raise PlanningError("unreachable", "no grasp candidates were given")
-        self._rng = np.random.default_rng(self.config.seed)  # a plan depends on its request only, not on earlier requests
         scene = SceneCollision(scene_points, self.config.collision.voxel_size)
         q_start = self._check_start(q_start, scene)
-        failures = []
-        for grasp in grasps[: self.config.max_grasp_candidates]:
+        goals: list[tuple[int, GraspGoal, np.ndarray, np.ndarray]] = []
+        failures: list[PlanningError] = []
+        for index, grasp in enumerate(grasps[: self.config.max_grasp_candidates]):
             try:
-                plan = self._plan_one(q_start, grasp, scene)
-                plan.planning_time = time.perf_counter() - t0
-                return plan
+                goals.append((index, *self._grasp_goal(q_start, grasp, scene)))
             except PlanningError as exc:
                 failures.append(exc)
-        first = failures[0]
-        kinds = sorted({f.kind for f in failures})
-        raise PlanningError(first.kind, f"none of {len(failures)} grasps could be planned ({', '.join(kinds)}); best grasp: {first.reason}")
+        if not goals:
+            first = failures[0]
+            kinds = sorted({f.kind for f in failures})
+            raise PlanningError(first.kind, f"none of {len(failures)} grasps could be planned ({', '.join(kinds)}); best grasp: {first.reason}")
+        res = self.config.path_resolution
+        chosen = next((g for g in goals if not self.collision.path_in_collision(q_start, g[1].q_pre, scene, resolution=res)), None)
+        if chosen is not None:
+            free_path = np.array([q_start, chosen[1].q_pre])
+        else:
+            free_path, k = self._rrt_connect(q_start, [g[1].q_pre for g in goals], scene)
+            chosen = goals[k]
+        index, _, approach_path, lift_path = chosen
+        grasp = grasps[index]
+        cfg = self.config
+        steps = [
+            PlanStep("open", GripperCommand(width=min(cfg.gripper.max_opening, grasp.width), effort=cfg.close_effort)),
+            PlanStep("move_to_pregrasp", self._timed(free_path)),
+            PlanStep("approach", self._timed(approach_path)),
+            PlanStep("close", GripperCommand(width=0.0, effort=cfg.close_effort)),
+            PlanStep("lift", self._timed(lift_path)),
+        ]
+        return GraspPlan(grasp=grasp, steps=steps, q_grasp=approach_path[-1], planning_time=time.perf_counter() - t0, grasp_index=index)
 
     def plan_to_pose(self, q_start: np.ndarray, T_target: np.ndarray, scene_points: np.ndarray | None) -> JointTrajectory:
-        """Collision-free timed motion to a tcp pose (4x4, base frame, m)."""
-        self._rng = np.random.default_rng(self.config.seed)
+        """Collision-free timed motion to a tcp pose (4x4, base frame, m): the collision-free IK solution nearest the start."""
         scene = SceneCollision(scene_points, self.config.collision.voxel_size)
         q_start = self._check_start(q_start, scene)
         self._check_workspace(np.asarray(T_target)[:3, 3], "target")
-        q_goal = self._ik(T_target, q_start, "target")
-        if self.collision.in_collision(q_goal, scene):
-            raise PlanningError("collision", f"the arm collides at the target ({', '.join(self.collision.colliding_links(q_goal, scene))})")
+        solutions = self.kin.ik_all(T_target)
+        if not len(solutions):
+            raise PlanningError("unreachable", f"target: {self.kin.explain_unreachable(T_target)}")
+        solutions = solutions[np.argsort(np.abs(solutions - q_start).sum(axis=1))]
+        free = [q for q in solutions if not self.collision.in_collision(q, scene)]
+        if not free:
+            q = solutions[0]
+            raise PlanningError("collision", f"the arm collides at the target ({', '.join(self.collision.colliding_links(q, scene))})")
+        return self._timed(self._connect(q_start, free[0], scene))
+
+    def plan_to_joints(self, q_start: np.ndarray, q_goal: np.ndarray, scene_points: np.ndarray | None) -> JointTrajectory:
+        """Collision-free timed motion to a joint configuration (rad)."""
+        scene = SceneCollision(scene_points, self.config.collision.voxel_size)
+        q_start = self._check_start(q_start, scene)
+        try:
+            q_goal = self.kin.check_q(q_goal, "q_goal")
+        except ValueError as exc:
+            raise PlanningError("start_invalid", str(exc)) from exc
+        if not self.kin.within_limits(q_goal, tol=1e-6):
+            raise PlanningError("joint_limits", f"goal outside joint limits: {'; '.join(self.kin.limit_violations(q_goal))}")
+        hits = self.collision.colliding_links(q_goal, scene)
+        if hits:
+            raise PlanningError("collision", f"the arm collides at the goal ({', '.join(hits)})")
         return self._timed(self._connect(q_start, q_goal, scene))
 
     # -- pieces ----------------------------------------------------------------------------
@@ -135,56 +190,48 @@ class CpuGraspPlanner:
                 f"x[{ws.x_min}, {ws.x_max}] y[{ws.y_min}, {ws.y_max}] z[{ws.z_min}, {ws.z_max}] (base frame)",
             )
 
-    def _ik(self, T: np.ndarray, q_seed: np.ndarray | None, what: str, num_random_seeds: int | None = None) -> np.ndarray:
+    def _ik(self, T: np.ndarray, q_seed: np.ndarray, what: str) -> np.ndarray:
         try:
-            return self.kin.ik(
-                T, q_seed, num_random_seeds=self.config.ik_seeds if num_random_seeds is None else num_random_seeds, rng=self._rng
-            )
+            return self.kin.ik(T, q_seed)
         except IKError as exc:
             raise PlanningError("unreachable", f"{what}: {exc.reason}") from exc
 
-    def _plan_one(self, q_start: np.ndarray, grasp: Grasp, scene: SceneCollision) -> GraspPlan:
+    def _grasp_goal(self, q_start: np.ndarray, grasp: Grasp, scene: SceneCollision) -> tuple[GraspGoal, np.ndarray, np.ndarray]:
+        """The reachability goal of ``grasp`` nearest the start whose approach and lift are free straight tool lines.
+
+        Returns (goal, approach joint path, lift joint path).
+        """
         cfg = self.config
         self._check_workspace(grasp.position, "grasp")
         if grasp.width > cfg.gripper.max_opening + 1e-9:
             raise PlanningError("unreachable", f"grasp width {grasp.width:.3f} m exceeds the gripper opening {cfg.gripper.max_opening} m")
-        # The fingers are symmetric: the half-turn twin of the grasp is the same grasp and may suit the wrist better.
+        reach = self.reachability.check([grasp], scene)[0]
+        if not reach.reachable:
+            T = grasp.fingertip_pose()
+            detail = self.kin.explain_unreachable(T) if reach.reason in ("out_of_reach", "joint_limits") else reach.reason.replace("_", " ")
+            raise PlanningError(_REACH_FAILURE[reach.reason], f"grasp at {np.round(grasp.position, 3).tolist()} m: {detail}")
+        local_scene = scene.without_sphere(grasp.position, cfg.target_clearance_radius)
         errors = []
-        for flip in (np.eye(4), _HALF_TURN_Z):
+        for goal in sorted(reach.goals, key=lambda g: float(np.abs(g.q_pre - q_start).sum())):
+            T_pre, T_lift = goal.T_tcp.copy(), goal.T_tcp.copy()
+            T_pre[:3, 3] -= cfg.motion.approach_distance * goal.T_tcp[:3, 2]
+            T_lift[2, 3] += cfg.motion.lift_height
             try:
-                return self._plan_tool_pose(q_start, grasp, grasp.fingertip_pose() @ flip, scene)
+                approach_path = self._cartesian_path(goal.q_pre, T_pre, goal.T_tcp, local_scene, "approach")
+                lift_path = self._cartesian_path(approach_path[-1], goal.T_tcp, T_lift, local_scene, "lift")
             except PlanningError as exc:
                 errors.append(exc)
+                continue
+            return goal, approach_path, lift_path
         raise errors[0]
 
-    def _plan_tool_pose(self, q_start, grasp: Grasp, T_tcp: np.ndarray, scene: SceneCollision) -> GraspPlan:
-        cfg = self.config
-        approach = T_tcp[:3, 2]
-        T_pre = T_tcp.copy()
-        T_pre[:3, 3] -= cfg.approach_distance * approach
-        T_lift = T_tcp.copy()
-        T_lift[2, 3] += cfg.lift_height
-        q_pre = self._ik(T_pre, q_start, "pre-grasp")
-        hits = self.collision.colliding_links(q_pre, scene)
-        if hits:
-            raise PlanningError("collision", f"the arm collides at the pre-grasp ({', '.join(hits)})")
-        local_scene = scene.without_sphere(grasp.position, cfg.target_clearance_radius)
-        approach_path = self._cartesian_path(q_pre, T_pre, T_tcp, local_scene, "approach")
-        lift_path = self._cartesian_path(approach_path[-1], T_tcp, T_lift, local_scene, "lift")
-        free_path = self._connect(q_start, q_pre, scene)
-        steps = [
-            PlanStep("open", GripperCommand(width=min(cfg.gripper.max_opening, grasp.width), effort=cfg.close_effort)),
-            PlanStep("move_to_pregrasp", self._timed(free_path)),
-            PlanStep("approach", self._timed(approach_path)),
-            PlanStep("close", GripperCommand(width=0.0, effort=cfg.close_effort)),
-            PlanStep("lift", self._timed(lift_path)),
-        ]
-        return GraspPlan(grasp=grasp, steps=steps, q_grasp=approach_path[-1])
-
     def _cartesian_path(self, q_from: np.ndarray, T_from: np.ndarray, T_to: np.ndarray, scene: SceneCollision, what: str) -> np.ndarray:
-        """Joint waypoints moving the tcp on the straight line T_from -> T_to (same orientation), fingers ignored."""
+        """Joint waypoints moving the tcp on the straight line T_from -> T_to (same orientation), fingers ignored.
+
+        Each waypoint takes the IK solution nearest the previous one, so the motion stays in q_from's branch.
+        """
         cfg = self.config
-        q_to = self._ik(T_to, q_from, what, num_random_seeds=0)
+        q_to = self._ik(T_to, q_from, what)
         straight = self._line_deviation(q_from, q_to, T_from[:3, 3], T_to[:3, 3]) <= cfg.max_cartesian_deviation
         if straight:
             path = np.array([q_from, q_to])
@@ -193,11 +240,11 @@ class CpuGraspPlanner:
             for s in np.linspace(0, 1, cfg.cartesian_steps + 1)[1:]:
                 T = T_to.copy()
                 T[:3, 3] = (1 - s) * T_from[:3, 3] + s * T_to[:3, 3]
-                q = self._ik(T, q, what, num_random_seeds=0)
+                q = self._ik(T, q, what)
                 qs.append(q)
             path = np.array(qs)
-        if np.abs(np.diff(path, axis=0)).max(initial=0.0) > 1.0:
-            raise PlanningError("unreachable", f"{what}: the straight tool line needs a wrist flip (joint jump > 1 rad)")
+        if np.abs(np.diff(path, axis=0)).max(initial=0.0) > cfg.max_joint_step:
+            raise PlanningError("unreachable", f"{what}: the straight tool line needs a wrist flip (joint jump > {cfg.max_joint_step} rad)")
         for a, b in itertools.pairwise(path):
             if self.collision.path_in_collision(a, b, scene, resolution=cfg.path_resolution, include_fingers=False):
                 raise PlanningError("collision", f"the {what} motion collides with the scene")
@@ -206,25 +253,21 @@ class CpuGraspPlanner:
     def _line_deviation(self, q_from, q_to, p_from, p_to, samples: int = 6) -> float:
         d = p_to - p_from
         L2 = max(float(d @ d), 1e-12)
-        worst = 0.0
-        for s in np.linspace(0, 1, samples):
-            p = self.kin.fk(q_from + s * (q_to - q_from))[:3, 3]
-            u = np.clip((p - p_from) @ d / L2, 0, 1)
-            worst = max(worst, float(np.linalg.norm(p - (p_from + u * d))))
-        return worst
+        p = self.kin.fk_batch(q_from + np.linspace(0, 1, samples)[:, None] * (q_to - q_from))[:, :3, 3]
+        u = np.clip((p - p_from) @ d / L2, 0, 1)
+        return float(np.linalg.norm(p - (p_from + u[:, None] * d), axis=1).max())
 
     def _connect(self, q_from: np.ndarray, q_to: np.ndarray, scene: SceneCollision) -> np.ndarray:
         """Joint waypoints from q_from to q_to: straight if free, else OMPL RRTConnect (simplified)."""
-        res = self.config.path_resolution
-        if not self.collision.path_in_collision(q_from, q_to, scene, resolution=res):
+        if not self.collision.path_in_collision(q_from, q_to, scene, resolution=self.config.path_resolution):
             return np.array([q_from, q_to])
-        path = self._rrt_connect(q_from, q_to, scene)
-        for a, b in itertools.pairwise(path):  # OMPL checks at its own resolution; re-check at ours
-            if self.collision.path_in_collision(a, b, scene, resolution=res):
-                raise PlanningError("no_path", "RRTConnect's path failed the dense collision re-check")
-        return path
+        return self._rrt_connect(q_from, [q_to], scene)[0]
 
-    def _rrt_connect(self, q_from: np.ndarray, q_to: np.ndarray, scene: SceneCollision) -> np.ndarray:
+    def _rrt_connect(self, q_from: np.ndarray, goals: list[np.ndarray], scene: SceneCollision) -> tuple[np.ndarray, int]:
+        """RRTConnect from q_from to whichever of ``goals`` (rad) it reaches first; returns (waypoints, goal index).
+
+        The path is simplified and re-checked densely at ``path_resolution``.
+        """
         from ompl import base as ob
         from ompl import geometric as og
         from ompl import util as ou
@@ -255,28 +298,47 @@ class CpuGraspPlanner:
         ss.setStateValidityChecker(valid)
         si = ss.getSpaceInformation()
         si.setStateValidityCheckingResolution(cfg.path_resolution / space.getMaximumExtent())
-        start, goal = space.allocState(), space.allocState()
+        start = space.allocState()
+        goal_set = ob.GoalStates(si)
+        goal_states = []
         planner = og.RRTConnect(si)
         try:
             for i in range(6):
-                start[i], goal[i] = float(q_from[i]), float(q_to[i])
-            ss.setStartAndGoalStates(start, goal)
+                start[i] = float(q_from[i])
+            for q in goals:
+                state = space.allocState()
+                for i in range(6):
+                    state[i] = float(q[i])
+                goal_set.addState(state)
+                goal_states.append(state)
+            ss.setStartState(start)
+            ss.setGoal(goal_set)
             planner.setRange(cfg.ompl_range)
             ss.setPlanner(planner)
             solved = ss.solve(ob.PlannerTerminationCondition(stop))
             if not solved or not ss.haveExactSolutionPath():
                 raise PlanningError(
-                    "no_path", f"RRTConnect found no collision-free path to the pre-grasp within {checks[0]} collision checks"
+                    "no_path",
+                    f"RRTConnect found no collision-free path to {'any of ' + str(len(goals)) + ' pre-grasps' if len(goals) > 1 else 'the goal'} "
+                    f"within {checks[0]} collision checks",
                 )
             budget[0] = checks[0] + cfg.ompl_simplify_checks
             ss.simplifySolution(ob.PlannerTerminationCondition(stop))
             path = ss.getSolutionPath()
-            return np.array([[path.getState(k)[i] for i in range(6)] for k in range(path.getStateCount())])
+            waypoints = np.array([[path.getState(k)[i] for i in range(6)] for k in range(path.getStateCount())])
         finally:
             # Drop the OMPL objects now: a traceback holding this frame would otherwise keep them (and the
             # Python validity callback) alive until interpreter exit, where nanobind reports them as leaks.
             ss.clear()
-            del ss, si, planner, start, goal, space, bounds, valid
+            del ss, si, planner, start, goal_set, goal_states, space, bounds, valid
+        # The simplifier may end on a different member of the goal set: the goal is whichever the path ends at.
+        index = int(np.argmin([np.abs(waypoints[-1] - q).max() for q in goals]))
+        waypoints[-1] = goals[index]
+        res = cfg.path_resolution
+        for a, b in itertools.pairwise(waypoints):  # OMPL checks at its own resolution; re-check at ours
+            if self.collision.path_in_collision(a, b, scene, resolution=res):
+                raise PlanningError("no_path", "RRTConnect's path failed the dense collision re-check")
+        return waypoints, index
 
     def _timed(self, waypoints: np.ndarray) -> JointTrajectory:
         cfg = self.config

@@ -4,8 +4,17 @@ A :class:`TrialBackend` captures, estimates depth, detects grasps, plans,
 executes and lifts, and returns a :class:`TrialAttempt`; it never decides
 the outcome (the judge does, see :mod:`dkt_grasping.trials.judge`) and never
 writes the database (the runner does). Backends by name:
-``simulation`` (the synthetic scene + simulated arm) and ``rig`` (the real
-nodes; see :mod:`dkt_grasping.trials.rig`).
+``simulation`` (the MuJoCo Cobot Magic of :mod:`dkt_sim`, see
+:mod:`dkt_grasping.trials.simulation`) and ``rig`` (the real nodes; see
+:mod:`dkt_grasping.trials.rig`).
+
+Failure stages: a backend names the pipeline stage that failed
+(:data:`STAGES`); reports group them into the five :data:`REPORT_STAGES`
+(:func:`report_stage`): ``perception`` (no capture, no valid metric scale, no
+cloud), ``detection`` (no grasp on the target), ``planning``, ``execution``
+(collision or push before the gripper closed, the arm blocked) and ``grasp``
+(closed on nothing, slipped or dropped: the pipeline ran but the object was
+not held).
 """
 
 from __future__ import annotations
@@ -19,15 +28,33 @@ import numpy as np
 from dkt_grasping.trials.session import SessionSpec
 
 #: Pipeline stages in order; ``TrialAttempt.failure_stage`` names the first one that failed.
-STAGES = ("capture", "depth", "metric_depth", "grasp_detection", "planning", "execution")
+STAGES = ("capture", "depth", "metric_depth", "grasp_detection", "planning", "execution", "grasp")
+#: The stages reports count failures by, in pipeline order.
+REPORT_STAGES = ("perception", "detection", "planning", "execution", "grasp")
+_REPORT_STAGE = {"capture": "perception", "depth": "perception", "metric_depth": "perception", "perception": "perception",
+                 "grasp_detection": "detection", "detection": "detection", "planning": "planning", "execution": "execution",
+                 "grasp": "grasp"}  # fmt: skip
+
+
+def report_stage(failure_stage: str | None) -> str:
+    """The report stage of a failed trial's recorded stage; a failure with no stage ran through: ``grasp``."""
+    if failure_stage is None or failure_stage == "":
+        return "grasp"
+    if failure_stage not in _REPORT_STAGE:
+        raise ValueError(f"unknown failure stage {failure_stage!r} (known: {', '.join(_REPORT_STAGE)})")
+    return _REPORT_STAGE[failure_stage]
 
 
 @dataclass
-class GroundTruthOutcome:
-    """What the simulator's exact geometry says about a grasp (simulation only)."""
+class PhysicsOutcome:
+    """What the physics simulation says about an executed grasp: held (lifted and still held after the hold) or not.
+
+    stage: ``execution`` or ``grasp`` when not held (see :mod:`dkt_sim.judge`); details: figures (lift m, events, openings).
+    """
 
     held: bool
     reason: str
+    stage: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -39,7 +66,9 @@ class TrialAttempt:
     trajectory: summary of the planned motion (durations s, joint configurations rad) or None.
     gripper_width_m: measured finger opening after closing and lifting (m), None when nothing ran.
     snapshots: arrays to save: ``rgb`` uint8 (H, W, 3), ``depth_m`` float32 (H, W) metric depth in the
-        camera optical frame (m), ``cloud_xyz`` float32 (N, 3) camera frame (m), ``cloud_rgb`` uint8 (N, 3).
+        camera optical frame (m), ``cloud_xyz`` float32 (N, 3) camera frame (m), ``cloud_rgb`` uint8 (N, 3),
+        ``strip`` uint8 (H, W, 3) picture strip of the trial.
+    physics: the simulator's verdict on an executed grasp (simulation only).
     """
 
     target: str
@@ -52,7 +81,7 @@ class TrialAttempt:
     timings_ms: dict[str, float] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     snapshots: dict[str, np.ndarray] = field(default_factory=dict)
-    ground_truth: GroundTruthOutcome | None = None
+    physics: PhysicsOutcome | None = None
 
     @property
     def executed(self) -> bool:

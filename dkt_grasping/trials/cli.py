@@ -28,21 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument(
         "--backend",
         choices=["simulation", "rig"],
-        help="trial backend (default simulation); rig drives a running node graph (start it first: dkt-stack up cobot_magic | simulation)",
+        help="trial backend (default simulation: MuJoCo); rig drives a running node graph (start it first: dkt-stack up cobot_magic | cobot_magic_sim | simulation)",
     )
     run_p.add_argument(
         "--arm",
-        help="arm: simulated (simulation); on the rig piper (default), simulated, left, right or BACKEND:NAMESPACE such as piper:left",
+        help="arm: simulated (simulation); on the rig piper (default), simulated, left, right, BACKEND:NAMESPACE such as piper:left, "
+        "or auto (two-arm graphs: the grasp node chooses the arm per trial)",
     )
-    run_p.add_argument("--objects", help="comma-separated target object names (default: every object of the surface type)")
+    run_p.add_argument(
+        "--objects", help="comma-separated target objects (simulation: library kinds such as glass_cup,soda_can; default: any of the surface type)"
+    )
     run_p.add_argument("--trials", type=int, help="trials in the session (default 10)")
     run_p.add_argument("--seed", type=int, help="session seed")
     run_p.add_argument(
-        "--judge", choices=["auto", "operator", "ground_truth"], help="who decides success (auto: ground_truth in simulation)"
+        "--judge", choices=["auto", "operator", "physics"], help="who decides success (auto: physics in simulation, the operator on the rig)"
     )
     run_p.add_argument("--holding-threshold", type=float, help="gripper opening (m) above which the suggestion is 'holding'")
     run_p.add_argument("--weights-dir", help="DKT weights folder")
-    run_p.add_argument("--size", help="simulated image size WxH, e.g. 320x240 (default 640x480)")
+    run_p.add_argument("--size", help="simulated D435 image size WxH, e.g. 320x240 (default 640x480)")
     run_p.add_argument("--no-snapshots", action="store_true", help="do not save colour/depth/cloud snapshots")
     run_p.add_argument("--notes", help="free text stored with the session")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")

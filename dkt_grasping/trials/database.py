@@ -18,7 +18,11 @@ Schema (version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``):
     (success, failure, skipped, aborted), ``suggestion`` (from gripper
     feedback: success, failure or none), ``gripper_width_m`` (v2: the measured
     finger opening after closing and lifting, m; NULL when nothing ran),
-    ``decided_by`` (v2: operator, ground_truth, ...), ``failure_stage``,
+    ``decided_by`` (v2: operator, physics; ground_truth in databases written by the
+    geometric simulator that preceded the physics one), ``failure_stage`` (the
+    pipeline stage that failed: capture, depth, metric_depth, grasp_detection,
+    planning, execution, or grasp when the pipeline ran but nothing was held;
+    reports group them into perception, detection, planning, execution, grasp),
     ``attempt`` (1 + retries), ``notes``, ``created_at``.
 ``artifacts``
     files saved with a trial (colour PNG, depth and cloud NPZ): ``trial_id``,

@@ -1,4 +1,5 @@
-"""Small simulated trial sessions for ``dkt-stack demo --trials N``: one session per surface type and method, then the report."""
+"""Simulated trial sessions for ``dkt-stack demo --trials N``: one session per surface type and method in the physics
+simulation (:mod:`dkt_sim`), then the report, the plot and where each trial's picture strip is."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ def run_demo_trials(
     image_size: tuple[int, int] = (640, 480),
     seed: int = 0,
     progress: bool = True,
-    save_snapshots: bool = False,
+    save_snapshots: bool = True,
 ) -> str:
     """Run ``n_per_surface`` simulated trials per surface type and method; returns the report text (markdown).
 
-    Writes ``out_dir/trials.sqlite`` (a new session per surface x method each call) and
-    ``out_dir/success_rates.png``. A method whose weights are missing is reported as
-    unavailable, never replaced by another one.
+    Writes ``out_dir/trials.sqlite`` (a new session per surface x method each call),
+    ``out_dir/success_rates.png`` and, with ``save_snapshots``, each trial's colour image, depth,
+    cloud and picture strip under ``out_dir/artifacts/<session>/trial_<k>/``. A method whose
+    weights are missing is reported as unavailable, never replaced by another one.
     """
     if n_per_surface < 1:
         raise ValueError(f"n_per_surface must be >= 1, got {n_per_surface}")
@@ -66,6 +68,10 @@ def run_demo_trials(
     if report.rows:
         plot_report(report, out_dir / DEMO_PLOT)
         text += f"\nPlot: {out_dir / DEMO_PLOT}; database: {out_dir / DEMO_DB}\n"
+    strips = [out_dir / r.artifacts["strip"] for r in records if "strip" in r.artifacts]
+    if strips:
+        text += f"Pictures ({len(strips)} trial strips: camera and external view at capture, grasp, lift): {out_dir / 'artifacts'}/<session>/trial_<k>/strip.png\n"
+        text += "".join(f"  {p}\n" for p in strips)
     for method, reason in unavailable.items():
         text += f"\nUnavailable: {method}: {reason}\n"
     return text

@@ -1,4 +1,4 @@
-"""Who decides a trial's outcome: the operator at a terminal prompt, or the simulator's exact geometry.
+"""Who decides a trial's outcome: the operator at a terminal prompt, or the physics simulation.
 
 Either way the decision comes with the automatic suggestion from gripper
 feedback (finger opening after closing > threshold = holding something). The
@@ -21,9 +21,12 @@ Action = Literal["success", "failure", "skip", "retry", "abort"]
 
 @dataclass
 class Verdict:
+    """A decision; ``stage`` is the report stage a failure is charged to when the judge knows it (else the runner infers it)."""
+
     action: Action
     decided_by: str
     note: str = ""
+    stage: str | None = None
 
 
 class Judge(Protocol):
@@ -32,17 +35,23 @@ class Judge(Protocol):
     def decide(self, attempt: TrialAttempt, suggestion: str) -> Verdict: ...
 
 
-class GroundTruthJudge:
-    """Simulation: success exactly when the exact geometry says the target was held; never skips or retries."""
+class PhysicsJudge:
+    """Simulation: success exactly when the physics says the target was lifted and held; never skips or retries.
 
-    name = "ground_truth"
+    A failure is charged to the stage that failed: the pipeline's, or the physics' (``execution`` or ``grasp``).
+    """
+
+    name = "physics"
 
     def decide(self, attempt: TrialAttempt, suggestion: str) -> Verdict:
         if attempt.failure_stage is not None:
-            return Verdict("failure", self.name, f"{attempt.failure_stage}: {attempt.failure_reason}")
-        if attempt.ground_truth is None:
-            raise ValueError("the ground_truth judge needs a simulated attempt with a ground-truth outcome")
-        return Verdict("success" if attempt.ground_truth.held else "failure", self.name, attempt.ground_truth.reason)
+            return Verdict("failure", self.name, f"{attempt.failure_stage}: {attempt.failure_reason}", attempt.failure_stage)
+        if attempt.physics is None:
+            raise ValueError("the physics judge needs a simulated attempt with a physics outcome")
+        p = attempt.physics
+        if p.held:
+            return Verdict("success", self.name, p.reason)
+        return Verdict("failure", self.name, p.reason, p.stage or "grasp")
 
 
 _ANSWERS = {
@@ -138,8 +147,8 @@ class ExternalJudge:
 
 
 def create_judge(name: str, **kwargs) -> Judge:
-    if name == "ground_truth":
-        return GroundTruthJudge()
+    if name == "physics":
+        return PhysicsJudge()
     if name == "operator":
         return OperatorPrompt(**kwargs)
-    raise ValueError(f"unknown judge {name!r} (known: operator, ground_truth)")
+    raise ValueError(f"unknown judge {name!r} (known: operator, physics)")

@@ -128,13 +128,16 @@ class TrialRunner:
             if verdict.action != "retry":
                 break
             attempt_no += 1
-        notes = "; ".join(n for n in (verdict.note, attempt.failure_reason if verdict.decided_by != "ground_truth" else "") if n)
+        notes = "; ".join(n for n in (verdict.note, attempt.failure_reason if verdict.decided_by != "physics" else "") if n)
+        outcome = _OUTCOME_OF[verdict.action]
+        # The stage a failure is charged to: the pipeline's, else the judge's, else the pipeline ran through (grasp).
+        stage = attempt.failure_stage or verdict.stage or ("grasp" if outcome == "failure" else None)
         artifacts = self._save_snapshots(attempt, session_id, index) if spec.save_snapshots else {}
         timings = dict(attempt.timings_ms)
         record = TrialRecord(
             session_id=session_id,
             trial_index=index,
-            outcome=_OUTCOME_OF[verdict.action],
+            outcome=outcome,
             suggestion=suggestion,
             surface=spec.surface,
             method=spec.method,
@@ -149,20 +152,21 @@ class TrialRunner:
             trajectory=attempt.trajectory,
             decided_by=verdict.decided_by,
             gripper_width_m=attempt.gripper_width_m,
-            failure_stage=attempt.failure_stage,
+            failure_stage=stage,
             notes=notes,
             artifacts=artifacts,
         )
-        if attempt.ground_truth is not None:
-            record.parameters = {
-                **record.parameters,
-                "ground_truth": {"held": attempt.ground_truth.held, "reason": attempt.ground_truth.reason, **attempt.ground_truth.details},
-            }
+        if attempt.physics is not None:
+            p = attempt.physics
+            record.parameters = {**record.parameters, "physics": {"held": p.held, "stage": p.stage, "reason": p.reason, **p.details}}
         self.db.add_trial(record)
         return record
 
     def _save_snapshots(self, attempt: TrialAttempt, session_id: str, index: int) -> dict[str, str]:
-        """Write the attempt's snapshots (atomically); returns kind -> path relative to the database folder."""
+        """Write the attempt's snapshots (atomically); returns kind -> path relative to the database folder.
+
+        colour.png, depth.npz (depth_m), cloud.npz (xyz, rgb), strip.png (the trial's picture strip).
+        """
         root = self.db.path.parent
         folder = Path("artifacts") / session_id / f"trial_{index:04d}"
         snaps, out = attempt.snapshots, {}
@@ -178,4 +182,7 @@ class TrialRunner:
                 arrays["rgb"] = snaps["cloud_rgb"]
             write_npz_atomic(root / folder / "cloud.npz", **arrays)
             out["cloud"] = str(folder / "cloud.npz")
+        if "strip" in snaps:
+            write_png_atomic(root / folder / "strip.png", snaps["strip"])
+            out["strip"] = str(folder / "strip.png")
         return out

@@ -11,12 +11,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from dkt_grasping.reachability import ReachabilityConfig
+from dkt_sim.mjcf import PhysicsConfig
+from dkt_sim.objects import KINDS, SceneRandomisation
 from dkt_stack.config import from_dict, param, to_dict
 
 #: Surface labels of the paper's table, in its column order.
 PAPER_SURFACES = ("translucent", "reflective", "diffusive")
-#: Session surface label -> the synthetic scene's material name (the scene calls translucent objects "transparent").
-SCENE_SURFACE = {"translucent": "transparent", "transparent": "transparent", "reflective": "reflective", "diffusive": "diffusive"}
+#: Surface labels the physics simulation draws targets for (``transparent`` is an older word for translucent).
+SIMULATED_SURFACES = ("translucent", "transparent", "reflective", "diffusive")
 #: Depth methods; ``ground_truth`` is the simulator's exact depth: an oracle, never a real method.
 METHODS = ("raw", "dkt", "depth_anything_v2", "ground_truth")
 ORACLE_METHODS = ("ground_truth",)
@@ -29,18 +32,19 @@ class SessionSpecError(ValueError):
 
 @dataclass
 class SimulationSettings:
-    """The simulated tabletop used by the ``simulation`` trial backend."""
+    """The physics simulation used by the ``simulation`` trial backend (:mod:`dkt_sim`)."""
 
-    width: int = param(640, help="image width, px")
-    height: int = param(480, help="image height, px")
-    jitter_m: float = param(0.015, help="objects move by up to this much (uniform, world x and y) between trials, m")
-    yaw_jitter_deg: float = param(20.0, help="boxes turn by up to this much between trials, deg")
+    width: int = param(640, help="D435 image width, px")
+    height: int = param(480, help="D435 image height, px")
     capture_frames: int = param(1, help="frames captured per trial (the depth method sees them as one video; the last one is used)")
-    roi_margin_px: int = param(6, help="the operator's box around the target grows by this much, px")
-    centre_margin_m: float = param(0.01, help="ground truth: the grasp centre may lie this far outside the target and still count, m")
-    table_tolerance_m: float = param(0.002, help="ground truth: gripper parts may dip this far below the table top, m")
-    push_tolerance_m: float = param(0.003, help="ground truth: an open finger may brush an object by this much (pushing it aside), m")
-    object_sampling_m: float = param(0.0025, help="ground truth: grid spacing of the points filling each object, m")
+    roi_margin_px: int = param(6, help="the operator's pointing: grasps whose centre falls on the target's pixels grown by this much (px) are on it")
+    gripper_dwell_s: float = param(0.5, help="time the plan gives each gripper command (s), as planner_node publishes it")
+    hold_s: float = param(2.0, help="after the lift the arm holds still this long before the judge looks (s)")
+    lift_success_m: float = param(0.05, help="success: the target stands at least this much above its start after the hold (m)")
+    strips: bool = param(True, help="save a picture strip (camera and external view at capture, grasp, lift) with every trial")
+    strip_tile_px: int = param(320, help="width of one picture in the strip (px)")
+    scene: SceneRandomisation = param(default_factory=SceneRandomisation, help="how each trial's scene is drawn")
+    physics: PhysicsConfig = param(default_factory=PhysicsConfig, help="physics and control settings")
 
 
 @dataclass
@@ -49,17 +53,25 @@ class SessionSpec:
 
     surface: str = param("translucent", help="surface type: translucent, reflective, diffusive or a custom label")
     method: str = param("raw", help="depth method: raw, dkt, depth_anything_v2 or ground_truth (simulation only: oracle)")
-    backend: Literal["simulation", "rig"] = param("simulation", help="trial backend: simulation (synthetic scene) or rig (real nodes)")
+    backend: Literal["simulation", "rig"] = param("simulation", help="trial backend: simulation (MuJoCo physics) or rig (real nodes)")
     arm: str = param("simulated", help="arm backend (dkt_grasping.arm): simulated, or piper on the rig")
-    objects: list[str] = param(default_factory=list, help="target object names; empty = every object of the surface type")
+    objects: list[str] = param(
+        default_factory=list, help="target objects: simulation: library kinds (dkt_sim.objects); rig: names for the record; empty = any of the surface type"
+    )
     n_trials: int = param(10, help="trials in the session")
     seed: int = param(0, help="session seed: trial k of attempt a uses a seed derived from (seed, k, a)")
-    judge: Literal["auto", "operator", "ground_truth"] = param(
+    judge: Literal["auto", "operator", "physics"] = param(
         "auto",
-        help="who decides success: operator (terminal prompt), ground_truth (simulation geometry); auto = ground_truth in simulation",
+        help="who decides success: operator (terminal prompt), physics (the simulator: lifted and held); auto = physics in simulation",
     )
     holding_threshold_m: float = param(0.005, help="gripper opening after closing above this = holding something (the suggestion), m")
     grasp_detector: str = param("antipodal", help="grasp detector (dkt_grasping.grasp_detection)")
+    check_reachability: bool = param(
+        True, help="simulation: keep only grasps the arm can execute and choose the arm by them, as grasp_node does (false: every grasp, nearest arm)"
+    )
+    reachability: ReachabilityConfig = param(
+        default_factory=ReachabilityConfig, help="simulation: the arm model (also the simulated arms' and the planner's) and the executability check"
+    )
     planner: str = param("cpu", help="motion planner (dkt_grasping.planning)")
     weights_dir: str = param("", help="DKT weights folder; empty = $DKT_WEIGHTS_DIR or ~/.cache/dkt_stack/weights")
     depth_anything_model: str = param("depth-anything/Depth-Anything-V2-Small-hf", help="HF id or folder for depth_anything_v2")
@@ -78,14 +90,19 @@ class SessionSpec:
             raise SessionSpecError(
                 f"method {self.method!r} is the simulator's exact depth (an oracle): it exists only with --backend simulation"
             )
+        if self.judge == "physics" and self.backend != "simulation":
+            raise SessionSpecError("the physics judge is the simulator's: on the rig the operator judges (--judge operator or auto)")
         if self.backend == "simulation":
             if self.arm != "simulated":
                 raise SessionSpecError(f"the simulation backend drives the simulated arm; got arm {self.arm!r}")
-            if self.surface not in SCENE_SURFACE and not self.objects:
+            if self.surface not in SIMULATED_SURFACES and not self.objects:
                 raise SessionSpecError(
                     f"custom surface label {self.surface!r} in simulation: name the target objects (--objects), "
-                    f"the scene only knows {', '.join(PAPER_SURFACES)}"
+                    f"the simulator only knows {', '.join(PAPER_SURFACES)}"
                 )
+            unknown = [o for o in self.objects if o not in KINDS or not KINDS[o].graspable]
+            if unknown:
+                raise SessionSpecError(f"unknown simulated object(s) {unknown}; the library has {', '.join(k for k, v in KINDS.items() if v.graspable)}")
         if self.n_trials < 1:
             raise SessionSpecError(f"n_trials must be >= 1, got {self.n_trials}")
         if self.holding_threshold_m < 0:
@@ -95,12 +112,14 @@ class SessionSpec:
             raise SessionSpecError(
                 f"simulation image must be at least 64x48 px with >= 1 frame, got {s.width}x{s.height}, {s.capture_frames}"
             )
+        if s.hold_s < 0 or s.lift_success_m <= 0 or s.gripper_dwell_s <= 0:
+            raise SessionSpecError(f"simulation needs hold_s >= 0, lift_success_m > 0 and gripper_dwell_s > 0, got {s.hold_s}, {s.lift_success_m}, {s.gripper_dwell_s}")
 
     @property
     def resolved_judge(self) -> str:
         if self.judge != "auto":
             return self.judge
-        return "ground_truth" if self.backend == "simulation" else "operator"
+        return "physics" if self.backend == "simulation" else "operator"
 
     @property
     def is_oracle(self) -> bool:

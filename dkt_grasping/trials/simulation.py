@@ -1,137 +1,61 @@
-"""The ``simulation`` trial backend: the synthetic tabletop, the real perception and grasp code, the simulated arm.
+"""The ``simulation`` trial backend: the MuJoCo Cobot Magic of :mod:`dkt_sim`, the real perception, grasp and planning code.
 
-Per trial: a fresh scene (the default tabletop with objects moved and turned
-a little, seeded), rendered by the simulated D435; the session's depth method
-(``raw`` = the simulated sensor, which sees through glass; ``ground_truth`` =
-exact depth, an oracle: both metric, used as they are; ``dkt`` and
-``depth_anything_v2`` get the AprilTag scale and shift of
-:class:`~dkt_perception.metric_pipeline.MetricPipeline`); the same cloud
-builder for all; grasp detection;
-grasps on the target are those whose centre projects into the operator's box
-around the target (its image bounding box grown by a margin, the stand-in for
-an operator pointing at the object); CPU planning; execution on the simulated
-arm, whose fingers stop on whatever lies between them in the exact geometry
-(the gripper feedback); the ground-truth verdict of
-:mod:`dkt_grasping.trials.ground_truth`.
+Per trial (everything seeded by the trial's seed):
 
-Frames: the scene's world frame is the table (z up, table top z = 0); the
-robot base sits on the table at :data:`BASE_IN_WORLD`, axes parallel to the
-world's; the default tabletop's objects are moved to :data:`TRIAL_LAYOUT` so
-that all of them lie within the PiPER's reach (base x 0.2 .. 0.36 m).
+1. **scene**: :func:`dkt_sim.objects.randomise_scene` draws a target of the
+   session's surface class (or one of its named objects), neighbours and
+   distractors; the world settles under gravity;
+2. **capture** (stage ``perception``): the simulated D435 renders colour, raw
+   depth with its material-specific failures and the exact depth;
+3. **depth** (``perception``): the session's method: ``raw`` (the simulated
+   sensor), ``ground_truth`` (the exact depth: an oracle), or a relative
+   method (``dkt``, ``depth_anything_v2``) scaled by the AprilTags on the
+   table through :class:`~dkt_perception.metric_pipeline.MetricPipeline`; then
+   the same cloud builder for all;
+4. **detection and arm** (``detection``): as grasp_node does on a two-arm rig,
+   each arm (its camera pose from ``config/rig/cobot_magic_sim.yaml``, the rig
+   interface the real robot uses) gets the grasps it can execute
+   (:class:`~dkt_grasping.grasp_detection.executable.ExecutableGraspDetector`),
+   of which the trial keeps those on the target: their centre projects onto the
+   target's pixels grown by a margin (the stand-in for an operator pointing at
+   the object); :func:`dkt_grasping.arm_choice.choose_arm` picks the arm with
+   the best. Without ``check_reachability``: every grasp, and the arm whose base
+   is nearest the target (:func:`nearest_arm`);
+5. **planning** (``planning``) from the arm's current joints;
+6. **execution** in physics: the plan as planner_node publishes it
+   (:func:`~dkt_grasping.planning.base.plan_to_arrays`) tracked by the arm's
+   position actuators, the gripper closing by force, the lift, a hold;
+   :func:`dkt_sim.judge.judge_grasp` says held, or ``execution`` / ``grasp``.
+
+A picture strip (camera and external view at capture, grasp and after the
+hold) is kept as the ``strip`` snapshot. The physics judge
+(:class:`~dkt_grasping.trials.judge.PhysicsJudge`) turns the outcome into a verdict.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
+import cv2
 import numpy as np
 
-from dkt_grasping.arm import create_arm, execute_plan
-from dkt_grasping.arm.base import ArmState
+from dkt_grasping.arm_choice import ArmOption, choose_arm
 from dkt_grasping.grasp_detection import EmptyCloudError, create_grasp_detector
-from dkt_grasping.gripper import GripperConfig
-from dkt_grasping.kinematics import PiperKinematics
+from dkt_grasping.grasp_detection.executable import ExecutableGraspDetector
 from dkt_grasping.planning import GripperCommand, PlanningError, create_planner
 from dkt_grasping.planning.base import JointTrajectory
-from dkt_grasping.trials.backend import TrialAttempt
+from dkt_grasping.reachability import ReachabilityChecker
+from dkt_grasping.trials.backend import PhysicsOutcome, TrialAttempt
 from dkt_grasping.trials.depth_methods import TrialDepthMethod
-from dkt_grasping.trials.ground_truth import GroundTruthGrasp
-from dkt_grasping.trials.session import SCENE_SURFACE, SessionSpec
+from dkt_grasping.trials.session import SessionSpec
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_perception.metric_pipeline import MetricPipeline, MetricPipelineConfig
-from dkt_perception.synthetic_scene import SceneConfig, SyntheticScene, default_scene_config
-from dkt_stack.transforms import make_transform, transform_points
+from dkt_stack.config import to_dict
+from dkt_stack.rig import load_rig
+from dkt_stack.transforms import invert_transform, transform_points
 
-#: Robot base origin in the scene's world (table) frame, m; base axes = world axes.
-BASE_IN_WORLD = (-0.30, 0.10, 0.0)
-#: Footprint centres (world x, y, m) of the default tabletop's objects in trials: in reach, clear of each other and of the tags.
-TRIAL_LAYOUT = {
-    "red_box": (-0.10, 0.12),
-    "glass": (0.04, 0.04),
-    "can": (0.06, 0.20),
-    "plastic_box": (-0.05, -0.06),
-    "blue_cup": (-0.09, 0.30),
-}
-#: Arm configuration at the start of every trial (rad): raised above the table, out of the way.
-HOME_Q = (0.0, 0.8, -0.9, 0.0, 0.5, 0.0)
-
-
-def T_world_base() -> np.ndarray:  # noqa: N802 - the transform's conventional name
-    return make_transform(np.eye(3), np.asarray(BASE_IN_WORLD, dtype=np.float64))
-
-
-def trial_scene_config(spec: SessionSpec, seed: int) -> SceneConfig:
-    """The default tabletop at the session's image size, objects at :data:`TRIAL_LAYOUT` moved/turned by a seeded jitter."""
-    s = spec.simulation
-    config = default_scene_config(seed, width=s.width, height=s.height)
-    rng = np.random.default_rng(seed)
-    moved = []
-    for obj in config.objects:
-        x, y = TRIAL_LAYOUT.get(obj.name, obj.position)
-        dx, dy = rng.uniform(-s.jitter_m, s.jitter_m, 2)
-        dyaw = np.deg2rad(rng.uniform(-s.yaw_jitter_deg, s.yaw_jitter_deg)) if obj.kind == "box" else 0.0
-        moved.append(dataclasses.replace(obj, position=(x + dx, y + dy), yaw=obj.yaw + dyaw))
-    config.objects = moved
-    return config
-
-
-def session_targets(spec: SessionSpec, config: SceneConfig) -> list[str]:
-    """Target object names: the named ones, else every object of the session's surface type."""
-    names = [o.name for o in config.objects]
-    if spec.objects:
-        unknown = [n for n in spec.objects if n not in names]
-        if unknown:
-            raise ValueError(f"unknown object(s) {unknown} for the simulated scene; it has {', '.join(names)}")
-        return list(spec.objects)
-    material = SCENE_SURFACE[spec.surface]
-    return [o.name for o in config.objects if o.surface == material]
-
-
-class ContactArm:
-    """The simulated arm in the simulated world: closing fingers stop on the object between them.
-
-    Wraps any :class:`~dkt_grasping.arm.base.Arm`; on a closing gripper command the finger
-    opening becomes the exact-geometry contact opening at the arm's current pose, which is
-    what the real gripper's width feedback reports. ``grasp_depth`` (m) must be set per grasp.
-    """
-
-    def __init__(self, arm, kinematics: PiperKinematics, world: GroundTruthGrasp):
-        self.arm, self.kin, self.world = arm, kinematics, world
-        self.grasp_depth = 0.0
-        self.T_base_gripper_at_close: np.ndarray | None = None
-        self.open_width_at_close = 0.0
-
-    def connect(self) -> None:
-        self.arm.connect()
-
-    def enable(self) -> None:
-        self.arm.enable()
-
-    def read_state(self) -> ArmState:
-        return self.arm.read_state()
-
-    def execute(self, trajectory: JointTrajectory) -> ArmState:
-        return self.arm.execute(trajectory)
-
-    def set_gripper(self, width: float, effort: float) -> None:
-        state = self.arm.read_state()
-        if width < state.gripper_width:
-            T_tcp = self.kin.fk(state.q, "tcp")  # the tcp is the fingertip centre, in the gripper convention
-            T = T_tcp.copy()
-            T[:3, 3] -= self.grasp_depth * T_tcp[:3, 2]
-            self.T_base_gripper_at_close, self.open_width_at_close = T, state.gripper_width
-            width = max(width, self.world.contact_opening(T, self.grasp_depth, state.gripper_width))
-        self.arm.set_gripper(width, effort)
-
-    def stop(self) -> None:
-        self.arm.stop()
-
-    def disable(self) -> None:
-        self.arm.disable()
-
-    def close(self) -> None:
-        self.arm.close()
+#: The rig file describing the simulated Cobot Magic (camera pose per arm).
+SIM_RIG = "cobot_magic_sim"
 
 
 def _ms(t0: float) -> float:
@@ -142,8 +66,60 @@ def _rounded(a, digits: int = 6) -> list:
     return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
 
 
+class OnTarget:
+    """A grasp detector keeping only the grasps on the trial's target: the operator pointing at it.
+
+    A grasp is on the target when its centre projects onto the target's pixels (``mask``, (H, W) bool, grown by a
+    margin). ``last`` is the wrapped detector's (the executable check's drop counts, for the arm choice).
+    """
+
+    def __init__(self, detector, mask: np.ndarray, intrinsics):
+        self.detector, self.mask, self.intrinsics = detector, mask, intrinsics
+
+    @property
+    def last(self):
+        return getattr(self.detector, "last", None)
+
+    def detect(self, points, colors, T_base_camera, workspace):
+        grasps = self.detector.detect(points, colors, T_base_camera, workspace)
+        return [g for g, ok in zip(grasps, on_mask(grasps, T_base_camera, self.intrinsics, self.mask)) if ok]
+
+
+def nearest_arm(target_camera: np.ndarray | None, roi: list[int], cloud_xyz: np.ndarray, intrinsics, T_base_camera: dict[str, np.ndarray]) -> str:
+    """The arm whose base is nearest the target (horizontal distance in each base frame), seen at ``target_camera``
+    (camera frame, m), or when nothing was measured there, on the operator box's centre ray at the cloud's median depth."""
+    if target_camera is None:
+        u, v = (roi[0] + roi[2]) / 2, (roi[1] + roi[3]) / 2
+        z = float(np.nanmedian(cloud_xyz[:, 2]))
+        target_camera = np.array([(u - intrinsics.cx) / intrinsics.fx * z, (v - intrinsics.cy) / intrinsics.fy * z, z])
+    p = np.asarray(target_camera, dtype=np.float64).reshape(1, 3)
+    return min(T_base_camera, key=lambda name: float(np.linalg.norm(transform_points(T_base_camera[name], p)[0, :2])))
+
+
+def on_mask(grasps, T_base_camera: np.ndarray, intrinsics, mask: np.ndarray) -> list[bool]:
+    """Whether each grasp's centre (base frame) projects onto a True pixel of ``mask`` (H, W) of the camera image."""
+    if not grasps:
+        return []
+    p = transform_points(invert_transform(T_base_camera), np.array([g.position for g in grasps], dtype=np.float64))
+    uv = np.rint(intrinsics.project(p)).astype(np.int64)
+    h, w = mask.shape
+    inside = (p[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    return [bool(ok and mask[v, u]) for ok, (u, v) in zip(inside, uv)]
+
+
+def target_position_camera(cloud_xyz: np.ndarray, intrinsics, roi: list[int]) -> np.ndarray | None:
+    """Median of the cloud points (camera frame, m) that project into the ROI ``[u0, v0, u1, v1]`` px; None when there are none."""
+    xyz = np.asarray(cloud_xyz, dtype=np.float64)
+    xyz = xyz[np.all(np.isfinite(xyz), axis=1) & (xyz[:, 2] > 0)] if len(xyz) else xyz
+    if not len(xyz):
+        return None
+    uv = intrinsics.project(xyz)
+    inside = (uv[:, 0] >= roi[0]) & (uv[:, 0] <= roi[2]) & (uv[:, 1] >= roi[1]) & (uv[:, 1] <= roi[3])
+    return np.median(xyz[inside], axis=0) if inside.any() else None
+
+
 class SimulationTrialBackend:
-    """Trials on the synthetic scene (see the module docstring)."""
+    """Trials in the physics simulation (see the module docstring)."""
 
     name = "simulation"
 
@@ -152,12 +128,10 @@ class SimulationTrialBackend:
             raise ValueError(f"SimulationTrialBackend needs spec.backend == 'simulation', got {spec.backend!r}")
         self.spec = spec
         self.depth = TrialDepthMethod(spec.method, weights_dir=spec.weights_dir, depth_anything_model=spec.depth_anything_model)
-        self.kin = PiperKinematics()
-        self.gripper = GripperConfig()
+        self.rig = load_rig(SIM_RIG)
+        self.T_base_camera = {name: mount.T_base_camera for name, mount in self.rig.arms.items()}
         self.workspace = WorkspaceLimits()
-        self.targets = session_targets(spec, trial_scene_config(spec, spec.seed))
-        if not self.targets:
-            raise ValueError(f"the simulated scene has no {spec.surface} object to grasp")
+        self.checker = ReachabilityChecker(spec.reachability) if spec.check_reachability else None
         self._checksum: str | None = None
 
     def weights_checksum(self) -> str:
@@ -166,26 +140,22 @@ class SimulationTrialBackend:
         return self._checksum
 
     def close(self) -> None:
-        """Nothing to release: each trial builds its own scene and arm."""
+        """Nothing to release: each trial builds (and closes) its own world."""
 
     def run_trial(self, trial_index: int, attempt: int, seed: int) -> TrialAttempt:
-        """One trial on a fresh scene drawn from ``seed``; the target cycles through the session's targets by index."""
+        """One trial in a fresh world drawn from ``seed`` (``trial_index`` and ``attempt`` only label it)."""
+        from dkt_sim.objects import randomise_scene
+
         spec, s = self.spec, self.spec.simulation
-        target = self.targets[trial_index % len(self.targets)]
-        out = TrialAttempt(target=target, seed=seed)
+        scene = randomise_scene(seed, spec.surface, target_kinds=spec.objects or None, config=s.scene)
+        out = TrialAttempt(target=scene.target_object.kind, seed=seed)
         out.parameters = {
-            "image_size": [s.width, s.height],
-            "detector": spec.grasp_detector,
-            "planner": spec.planner,
-            "arm": spec.arm,
-            "holding_threshold_m": spec.holding_threshold_m,
-            "base_in_world_m": list(BASE_IN_WORLD),
-            "home_q_rad": list(HOME_Q),
-            "oracle": spec.is_oracle,
-        }
+            "image_size": [s.width, s.height], "detector": spec.grasp_detector, "planner": spec.planner, "oracle": spec.is_oracle,
+            "holding_threshold_m": spec.holding_threshold_m, "scene": scene.to_json_dict(), "rig": SIM_RIG,
+        }  # fmt: skip
         t_total = time.perf_counter()
         try:
-            self._run(out, seed)
+            self._run(out, scene, seed)
         finally:
             out.timings_ms["total"] = _ms(t_total)
         return out
@@ -194,38 +164,70 @@ class SimulationTrialBackend:
         out.failure_stage, out.failure_reason = stage, reason
         return out
 
-    def _run(self, out: TrialAttempt, seed: int) -> TrialAttempt:
+    def _run(self, out: TrialAttempt, scene, seed: int) -> TrialAttempt:
+        from dkt_sim.camera import SimCamera
+        from dkt_sim.strip import PictureStrip
+        from dkt_sim.world import SimWorld
+
+        s = self.spec.simulation
+        t0 = time.perf_counter()
+        tile = (s.strip_tile_px, round(s.strip_tile_px * s.height / s.width))
+        world = SimWorld(
+            scene, width=s.width, height=s.height, physics=s.physics, arm_model=self.spec.reachability.arm,
+            offscreen=(max(s.width, tile[0]), max(s.height, tile[1])),
+        )  # fmt: skip
+        camera = SimCamera(world, seed=seed)
+        strip = PictureStrip(s.strip_tile_px) if s.strips else None
+        out.timings_ms["scene"] = _ms(t0)
+        try:
+            return self._pipeline(out, scene, seed, world, camera, strip, tile)
+        finally:
+            if strip is not None and strip.columns:
+                out.snapshots["strip"] = strip.compose()
+            camera.close()
+
+    def _picture(self, strip, camera, caption: str, tile) -> None:
+        if strip is not None:
+            camera.snapshot()
+            strip.add(caption, camera.view("d435", *tile), camera.view("external", *tile))
+
+    def _pipeline(self, out: TrialAttempt, scene, seed: int, world, camera, strip, tile) -> TrialAttempt:
+        from dkt_sim.execution import SequenceRunner, run_to_end, sequence_from_plan
+        from dkt_sim.judge import judge_grasp
+        from dkt_sim.world import CommandError
+
         spec, s = self.spec, self.spec.simulation
         # -- capture
         t0 = time.perf_counter()
-        scene = SyntheticScene(trial_scene_config(spec, seed))
-        frames = [scene.render(i) for i in range(s.capture_frames)]
+        camera.snapshot()
+        frames = [camera.capture(i) for i in range(s.capture_frames)]
         frame = frames[-1]
+        self._picture(strip, camera, f"capture: {out.target}", tile)
         out.timings_ms["capture"] = _ms(t0)
         out.snapshots["rgb"] = frame.rgb
-        T_base_camera = np.linalg.inv(T_world_base()) @ scene.T_world_camera
-        target_obj = next(o for o in scene.objects if o.name == out.target)
-        rows, cols = np.nonzero(frame.labels == target_obj.id)
+        rows, cols = np.nonzero(frame.labels == scene.target + 1)
         if rows.size == 0:
             return self._fail(out, "capture", f"{out.target} is not visible from the camera")
         m = s.roi_margin_px
         roi = [int(cols.min()) - m, int(rows.min()) - m, int(cols.max()) + m, int(rows.max()) + m]  # u0, v0, u1, v1 px
         out.parameters["target_roi_px"] = roi
+        target_mask = cv2.dilate((frame.labels == scene.target + 1).astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8)) > 0
         # -- depth
         t0 = time.perf_counter()
         disparity = self.depth.estimate(np.stack([f.rgb for f in frames]), np.stack([f.raw_depth_m for f in frames]), frame.depth_gt_m)
         out.timings_ms["depth"] = _ms(t0)
-        # -- metric depth + cloud. Metric methods are used as they are; relative ones get the AprilTag scale and shift
+        # -- metric depth + cloud: metric methods as they are; relative ones get the AprilTag scale and shift
         # (one pipeline per trial: its temporal filter must not carry a scale from one scene to the next).
         t0 = time.perf_counter()
         pipeline = MetricPipeline(MetricPipelineConfig())
         if self.depth.metric:
             with np.errstate(divide="ignore", invalid="ignore"):
                 depth_m = np.where(disparity > 0, 1.0 / disparity, np.nan).astype(np.float32)
-            cloud = pipeline.clouds.build(depth_m, scene.intrinsics, frame.rgb)
+            cloud = pipeline.clouds.build(depth_m, frame.intrinsics, frame.rgb)
             out.parameters["metric_scale"], out.parameters["metric_shift"] = 1.0, 0.0
         else:
-            metric = pipeline.process(disparity, frame.rgb, scene.intrinsics, frame.stamp_ns, frame.raw_depth_m)
+            stamp_ns = round(frame.sim_time_s * 1e9)
+            metric = pipeline.process(disparity, frame.rgb, frame.intrinsics, stamp_ns, frame.raw_depth_m)
             r = metric.result
             depth_m, cloud = r.depth_m, metric.cloud
             out.parameters["metric_scale"] = None if r.scale is None else round(float(r.scale), 6)
@@ -242,39 +244,49 @@ class SimulationTrialBackend:
         if cloud.rgb is not None:
             out.snapshots["cloud_rgb"] = cloud.rgb
         out.parameters["cloud_points"] = len(cloud)
-        # -- grasp detection, then the grasps on the target
+        # -- grasps on the target, and which arm takes them: as grasp_node does with a rig's two arms, each arm gets the
+        # grasps it can execute and the arm with the best one (on the target) wins; without the reachability check,
+        # every grasp, and the arm whose base is nearest the target
         t0 = time.perf_counter()
-        detector = create_grasp_detector(spec.grasp_detector, {"seed": seed % (2**31)} if spec.grasp_detector == "antipodal" else None)
-        try:
-            grasps = detector.detect(cloud.xyz, cloud.rgb, T_base_camera, self.workspace)
-        except EmptyCloudError as exc:
-            grasps = []
-            out.parameters["detector_message"] = str(exc)
-        uv = scene.intrinsics.project(transform_points(np.linalg.inv(T_base_camera), np.array([g.position for g in grasps]).reshape(-1, 3)))
-        on_target = [g for g, (u, v) in zip(grasps, uv) if roi[0] <= u <= roi[2] and roi[1] <= v <= roi[3]]
+        base_detector = create_grasp_detector(spec.grasp_detector, {"seed": seed % (2**31)} if spec.grasp_detector == "antipodal" else None)
+        detector = ExecutableGraspDetector(base_detector, self.checker) if spec.check_reachability else base_detector
+        options = [ArmOption(name, T, OnTarget(detector, target_mask, frame.intrinsics), self.workspace) for name, T in self.T_base_camera.items()]
+        if spec.check_reachability:
+            choice = choose_arm(options, cloud.xyz, cloud.rgb)
+            arm, on_target = choice.arm, choice.grasps
+            out.parameters["arm_choice"] = {"reason": choice.reason, "per_arm": choice.per_arm}
+        else:
+            arm = nearest_arm(target_position_camera(cloud.xyz, frame.intrinsics, roi), roi, cloud.xyz, frame.intrinsics, self.T_base_camera)
+            option = next(o for o in options if o.name == arm)
+            try:
+                on_target = option.detector.detect(cloud.xyz, cloud.rgb, option.T_base_camera, option.workspace)
+            except EmptyCloudError as exc:
+                on_target = []
+                out.parameters["detector_message"] = str(exc)
         out.timings_ms["grasp_detection"] = _ms(t0)
-        out.parameters["grasps_found"] = len(grasps)
+        out.parameters["arm"] = arm
         out.parameters["grasps_on_target"] = len(on_target)
-        if not on_target:
-            return self._fail(out, "grasp_detection", f"no grasp on {out.target} ({len(grasps)} grasps in the scene)")
-        # -- planning
+        if arm is None or not on_target:
+            why = out.parameters["arm_choice"]["reason"] if arm is None else "none found"
+            return self._fail(out, "grasp_detection", f"no executable grasp on {out.target}: {why}")
+        T_base_camera = self.T_base_camera[arm]
+        # -- planning, from where the arm is
         t0 = time.perf_counter()
-        planner = create_planner(spec.planner, {"seed": seed % (2**31)} if spec.planner == "cpu" else None)
+        arm_model = to_dict(spec.reachability.arm)
+        planner = create_planner(spec.planner, {"seed": seed % (2**31), "arm": arm_model} if spec.planner == "cpu" else None)
         scene_points = transform_points(T_base_camera, cloud.xyz.astype(np.float64))
+        q_start = world.arm_q(arm)
         try:
-            plan = planner.plan_grasp(np.asarray(HOME_Q), on_target, scene_points)
+            plan = planner.plan_grasp(q_start, on_target, scene_points)
         except PlanningError as exc:
             out.timings_ms["planning"] = _ms(t0)
             return self._fail(out, "planning", f"{exc.kind}: {exc.reason}")
         out.timings_ms["planning"] = _ms(t0)
         g = plan.grasp
         out.grasp = {
-            "pose_base": _rounded(g.pose),
-            "width_m": round(float(g.width), 5),
-            "score": round(float(g.score), 5),
-            "depth_m": round(float(g.depth), 5),
-            "rank_among_target_grasps": next(i for i, c in enumerate(on_target) if c is g),
-        }
+            "arm": arm, "pose_base": _rounded(g.pose), "width_m": round(float(g.width), 5), "score": round(float(g.score), 5),
+            "depth_m": round(float(g.depth), 5), "rank_among_target_grasps": int(plan.grasp_index),
+        }  # fmt: skip
         out.trajectory = {
             "steps": [
                 {"name": st.name, "duration_s": round(st.action.duration, 4), "samples": len(st.action.times)}
@@ -283,37 +295,30 @@ class SimulationTrialBackend:
                 for st in plan.steps
                 if isinstance(st.action, JointTrajectory | GripperCommand)
             ],
-            "duration_s": round(plan.duration, 4),
-            "planning_time_s": round(plan.planning_time, 4),
-            "q_start_rad": _rounded(HOME_Q),
-            "q_grasp_rad": None if plan.q_grasp is None else _rounded(plan.q_grasp),
-            "q_end_rad": _rounded(plan.trajectories()[-1].positions[-1]),
-        }
-        # -- execution (approach, close, lift) on the simulated arm in the exact world
+            "duration_s": round(plan.duration, 4), "planning_time_s": round(plan.planning_time, 4), "q_start_rad": _rounded(q_start),
+            "q_grasp_rad": None if plan.q_grasp is None else _rounded(plan.q_grasp), "q_end_rad": _rounded(plan.trajectories()[-1].positions[-1]),
+        }  # fmt: skip
+        # -- execution in physics, then the judge
         t0 = time.perf_counter()
-        world = GroundTruthGrasp(
-            scene.objects,
-            T_world_base(),
-            self.gripper,
-            spacing_m=s.object_sampling_m,
-            centre_margin_m=s.centre_margin_m,
-            table_tolerance_m=s.table_tolerance_m,
-            push_tolerance_m=s.push_tolerance_m,
-        )
-        arm = ContactArm(create_arm("simulated", {"initial_q": list(HOME_Q)}), self.kin, world)
-        arm.grasp_depth = g.depth
-        arm.connect()
-        arm.enable()
         try:
-            state = execute_plan(arm, plan)
-        finally:
-            arm.close()
+            sequence = sequence_from_plan(plan, s.gripper_dwell_s)
+        except CommandError as exc:
+            out.timings_ms["execution"] = _ms(t0)
+            return self._fail(out, "execution", f"the arm refused the plan: {exc}")
+        start_z = float(world.object_pose(scene.target)[2, 3])
+        runner = SequenceRunner(world, arm, sequence, target=scene.target, hold_s=s.hold_s)
+        captions = {"closed": "grasp: gripper closed", "held": f"lift: after a {s.hold_s:g} s hold"}
+
+        def on_grip(name: str) -> None:
+            if name == "closed":  # where the fingers closed, in the arm's base frame
+                out.grasp["executed_tcp_base"] = _rounded(invert_transform(world.T_world_base(arm)) @ world.tcp_pose(arm))
+            if name in captions:
+                self._picture(strip, camera, captions[name], tile)
+
+        report = run_to_end(world, runner, on_grip=on_grip)
         out.timings_ms["execution"] = _ms(t0)
-        out.gripper_width_m = round(float(state.gripper_width), 5)
-        if arm.T_base_gripper_at_close is None:
-            return self._fail(out, "execution", "the plan never closed the gripper")
-        out.grasp["executed_pose_base"] = _rounded(arm.T_base_gripper_at_close)
-        t0 = time.perf_counter()
-        out.ground_truth = world.judge(arm.T_base_gripper_at_close, g.depth, arm.open_width_at_close, out.target)
-        out.timings_ms["ground_truth"] = _ms(t0)
+        out.gripper_width_m = round(world.gripper_opening(arm), 5)
+        verdict = judge_grasp(report, scene.target + 1, [o.name for o in scene.objects], start_z, s.lift_success_m)
+        out.physics = PhysicsOutcome(verdict.held, verdict.reason, verdict.stage, verdict.details)
+        out.parameters["sim_time_s"] = round(report.sim_time_s, 3)
         return out

@@ -39,6 +39,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("dkt_perception.depth.weights_cli", "fetch, check and export DKT weights"),
     "trials": ("dkt_grasping.trials.cli", "grasp success-rate trials: run and report"),
     "train": ("dkt_training.cli", "LoRA fine-tuning of DKT"),
+    "calibrate": ("dkt_grasping.calibration.cli", "hand-eye calibration: front camera to arm base, wrist camera to flange"),
 }
 
 NOT_AVAILABLE_STATUS = 2

@@ -4,9 +4,11 @@ Each target lives beside the code it measures, in a module with
 ``add_arguments(parser)`` and ``run(args) -> dict``; this command only
 dispatches and prints. Timings go here, never into tests.
 
-Every target runs its measurement several times (``--runs``, default
-:data:`DEFAULT_RUNS`) through :func:`median_of_runs`: the printed figures are
-the medians, ``min``/``max`` hold their spread, ``runs`` how many there were.
+A target repeats its measurement (``--runs``, default :data:`DEFAULT_RUNS`,
+added by :func:`add_runs_argument`) through :func:`median_of_runs`: the printed
+figures are the medians, ``min``/``max`` hold their spread, ``runs`` how many
+there were. (Targets with their own repetition, e.g. ``grasp --repeats``, print
+the same median/min/max.)
 A machine shared with other work gives a wide spread: say so beside a figure.
 Failures (bad options, a missing ``--workdir``) print one line, as every command does.
 """
@@ -29,6 +31,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "replay": ("dkt_perception.replay.benchmark", "rosbag replay frames per second"),
     "grasp": ("dkt_grasping.benchmark", "CPU grasp detection and planning timings"),
     "train": ("dkt_training.benchmark", "training steps per second and memory (tiny config)"),
+    "sim": ("dkt_sim.benchmark", "MuJoCo Cobot Magic: render ms, physics real-time factor, seconds per trial"),
+    "calibrate": ("dkt_grasping.calibration.benchmark", "hand-eye calibration error against a synthetic rig's ground truth"),
 }
 
 DEFAULT_RUNS = 3

@@ -160,13 +160,13 @@ def test_setpoints_are_clamped_to_joint_limits(peer, channel):
     arm.enable()
     q0 = arm.read_state().q
     beyond = q0.copy()
-    beyond[4] = np.deg2rad(90.0)  # joint5 limit is 70 deg
+    beyond[4] = np.deg2rad(90.0)  # joint5 limit is 1.22 rad (69.9 deg; piper-sdk's and AgileX's URDF's value)
     traj = JointTrajectory(np.array([0.0, 0.5]), np.array([q0, beyond]), np.zeros((2, 6)), np.zeros((2, 6)))
     state = arm.execute(traj)  # ends at the limit, never beyond it
-    assert np.rad2deg(state.q[4]) == pytest.approx(70.0, abs=1e-3)
+    assert state.q[4] == pytest.approx(1.22, abs=2e-5)
     time.sleep(0.05)
     j56 = np.array([struct.unpack(">ii", d) for d in peer.received(0x157)])
-    assert j56[:, 0].max() == 70000
+    assert j56[:, 0].max() == round(np.rad2deg(1.22) * 1000)  # 0.001 deg units
     arm.close()
 
 

@@ -116,9 +116,9 @@ def test_grasp_plan_sequence(tabletop):
     assert abs(abs(T[:3, 1] @ want[:3, 1]) - 1) < 1e-5
     # Pre-grasp is approach_distance back along the approach axis; the lift goes straight up.
     T_pre = pl.kin.fk(trajs[1].positions[0])
-    np.testing.assert_allclose(T_pre[:3, 3], want[:3, 3] - pl.config.approach_distance * want[:3, 2], atol=1e-3)
+    np.testing.assert_allclose(T_pre[:3, 3], want[:3, 3] - pl.config.motion.approach_distance * want[:3, 2], atol=1e-3)
     T_lift = pl.kin.fk(trajs[2].positions[-1])
-    np.testing.assert_allclose(T_lift[:3, 3], T[:3, 3] + [0, 0, pl.config.lift_height], atol=1e-3)
+    np.testing.assert_allclose(T_lift[:3, 3], T[:3, 3] + [0, 0, pl.config.motion.lift_height], atol=1e-3)
 
 
 def test_refusals_have_reasons(tabletop):

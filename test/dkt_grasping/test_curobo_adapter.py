@@ -33,7 +33,7 @@ def test_robot_spheres_follow_the_arm():
     robot = robot_config_dict(cfg)["robot_cfg"]["kinematics"]
     assert robot["ee_link"] == "tcp" and robot["base_link"] == "base_link"
     assert robot["cspace"]["joint_names"] == [f"joint{i}" for i in range(1, 7)]
-    kin = PiperKinematics(cfg.tcp_offset)
+    kin = PiperKinematics(cfg.arm.tcp_offset, dh_is_offset=cfg.arm.dh_is_offset)
     q = np.array([0.3, 1.0, -1.1, 0.4, 0.5, -0.2])
     # Each link's last sphere sits at the next link's origin: check in the base frame with Pinocchio FK.
     nxt = {"link1": "link1", "link2": "link3", "link3": "link4", "link5": "link6"}

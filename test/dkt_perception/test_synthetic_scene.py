@@ -16,6 +16,8 @@ from dkt_perception.synthetic_scene import (
     default_scene,
     default_scene_config,
     look_at_transform,
+    polygon_coverage,
+    tag_texture,
 )
 from dkt_stack.transforms import invert_transform, transform_points
 
@@ -182,3 +184,57 @@ def test_scene_config_round_trips_through_yaml(tmp_path):
     loaded = load_config(SceneConfig, path)
     assert loaded == cfg
     np.testing.assert_array_equal(SyntheticScene(loaded).render(0).rgb, SyntheticScene(cfg).render(0).rgb)
+
+
+def _supersampled_coverage(quad: np.ndarray, shape: tuple[int, int], n: int = 64) -> np.ndarray:
+    """Brute-force reference: fraction of n x n sample points per pixel inside the convex quad (either winding)."""
+    h, w = shape
+    offsets = (np.arange(n) + 0.5) / n - 0.5
+    y = (np.arange(h)[:, None] + offsets[None, :]).reshape(-1)
+    x = (np.arange(w)[:, None] + offsets[None, :]).reshape(-1)
+    xx, yy = np.meshgrid(x, y)
+    sides = []
+    for k in range(4):
+        p, q = quad[k], quad[(k + 1) % 4]
+        sides.append((q[0] - p[0]) * (yy - p[1]) - (q[1] - p[1]) * (xx - p[0]))
+    sides = np.stack(sides)
+    inside = np.all(sides >= 0, axis=0) | np.all(sides <= 0, axis=0)
+    return inside.reshape(h, n, w, n).mean(axis=(1, 3))
+
+
+def test_polygon_coverage_is_the_exact_pixel_area():
+    rng = np.random.default_rng(0)
+    quads = []
+    for k in range(6):
+        centre = rng.uniform(3.0, 9.0, 2)
+        angles = np.sort(rng.uniform(0.0, 2 * np.pi, 4))
+        quad = centre + rng.uniform(1.0, 4.0, 2) * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # on an ellipse: convex
+        quads.append(quad if k % 2 else quad[::-1])  # both windings
+    quads.append(np.array([[2.5, 3.5], [5.5, 3.5], [5.5, 4.5], [2.5, 4.5]]))  # pixel-aligned: exactly 0 or 1
+    for quad in quads:
+        cov = polygon_coverage(quad[None], (13, 13))
+        area = 0.5 * abs(np.sum(quad[:, 0] * np.roll(quad[:, 1], -1) - np.roll(quad[:, 0], -1) * quad[:, 1]))
+        assert cov.sum() == pytest.approx(area, abs=1e-9)
+        assert cov.min() >= -1e-12 and cov.max() <= 1 + 1e-12
+        np.testing.assert_allclose(cov, _supersampled_coverage(quad, (13, 13)), atol=2.0 / 64)
+    aligned = np.zeros((13, 13))
+    aligned[4, 3:6] = 1.0
+    np.testing.assert_array_equal(polygon_coverage(quads[-1][None], (13, 13)), aligned)
+    # Partly outside the image: only the part inside is counted, exactly.
+    off = np.array([[-3.0, -2.0], [4.0, -2.0], [4.0, 2.0], [-3.0, 2.0]])
+    assert polygon_coverage(off[None], (6, 6)).sum() == pytest.approx(4.5 * 2.5, abs=1e-9)
+
+
+def test_tag_pattern_has_the_exact_ink_area(scene):
+    # Each printed cell projects to an exact quadrilateral: the rendered ink area (in px^2) is their total area.
+    for tag in scene.tags:
+        pattern = scene._tag_pattern(tag, scene.T_world_camera).astype(np.float64)
+        ink_px2 = np.sum((257.0 - pattern) / (257.0 - 22.0))
+        s = tag.size_m / 8  # one cell, m
+        total = 0.0
+        for r, c in zip(*np.nonzero(tag_texture(tag.id, 1) == 0)):
+            x0, y0 = -5 * s + c * s, 5 * s - r * s
+            cell = np.array([[x0, y0, 0.0], [x0 + s, y0, 0.0], [x0 + s, y0 - s, 0.0], [x0, y0 - s, 0.0]])
+            p = scene.intrinsics.project(transform_points(tag.T_camera_tag, cell))
+            total += 0.5 * abs(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - np.roll(p[:, 0], -1) * p[:, 1]))
+        assert ink_px2 == pytest.approx(total, rel=1e-7)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dkt_perception.synthetic_scene import default_scene
-from dkt_perception.tags import TagConfig, TagDetector, plane_depth, tag_pose_ippe, to_gray
+from dkt_perception.synthetic_scene import SceneConfig, SyntheticScene, TagSpec, default_scene
+from dkt_perception.tag_accuracy import corner_errors
+from dkt_perception.tags import (
+    TagConfig,
+    TagDetector,
+    diagonal_intersection,
+    plane_depth,
+    refine_square_corners,
+    tag_pose_ippe,
+    to_gray,
+)
 from dkt_stack.intrinsics import CameraIntrinsics
 from dkt_stack.transforms import make_transform, xyz_rpy_to_transform
 
@@ -107,6 +116,20 @@ def test_ippe_pose_and_plane_depth_are_exact_on_exact_corners():
     assert np.isnan(plane_depth(edge_on, np.array([K.cx]), np.array([K.cy]), K)[0])
 
 
+def test_ippe_pose_is_exact_for_a_tag_turned_half_a_turn():
+    # OpenCV's IPPE alone returns a wrong rotation (tens of px of reprojection error) for exactly 180 deg.
+    K = CameraIntrinsics.from_fov(320, 240, 55.0)
+    for rpy in [(0.0, 0.0, np.pi), (np.pi, 0.0, 0.0), (0.3, 0.0, np.pi), (0.0, 0.0, np.pi / 2), (0.2, -0.1, 0.0)]:
+        T = xyz_rpy_to_transform((0.013, -0.007, 0.6), rpy)
+        if T[2, 2] < 0:  # keep the printed face towards the camera (the side IPPE_SQUARE's corner order implies)
+            T = T @ np.diag([1.0, -1.0, -1.0, 1.0])
+        h = 0.04
+        px = K.project(np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]]) @ T[:3, :3].T + T[:3, 3])
+        T_est, err, _ = tag_pose_ippe(px, 2 * h, K)
+        np.testing.assert_allclose(T_est, T, atol=1e-6)
+        assert err < 1e-6
+
+
 def test_bad_inputs_raise_clear_errors(scene, frame):
     det = TagDetector()
     with pytest.raises(ValueError, match="uint8"):
@@ -125,3 +148,43 @@ def test_detectors_can_be_created_and_dropped_repeatedly(scene, frame):
         det = TagDetector(TagConfig(quad_decimate=2.0))
         assert {d.id for d in det.detect(frame.rgb, scene.intrinsics)[0]} == {0, 1, 2}
         del det
+
+
+def test_refined_corners_are_within_hundredths_of_a_pixel(scene, observation):
+    # Against the exactly projected corners, with the scene's sensor noise (pupil-apriltags' own: up to ~0.2 px).
+    assert len(observation.detections) == 3
+    for det in observation.detections:
+        assert det.corners_refined
+        assert np.abs(corner_errors(det, scene)).max() < 0.04
+        np.testing.assert_allclose(det.center_px, diagonal_intersection(det.corners_px))
+
+
+def test_refinement_does_not_depend_on_the_sub_pixel_phase():
+    # A grid-aligned tag (edges along pixel rows and columns, the worst case for nearest-pixel edge search) moved
+    # in 0.2 px steps, without sensor noise: the corners follow to a few thousandths of a pixel.
+    f = CameraIntrinsics.from_fov(320, 240, 55.0).fx
+    worst = 0.0
+    for step in range(5):
+        dx = step * 0.2 * 0.6 / f  # metres per 0.2 px at the tag's 0.6 m
+        s = SyntheticScene(
+            SceneConfig(
+                width=320, height=240, rgb_noise_std=0.0, camera_position=(0.0, 0.0, 0.6), camera_look_at=(0.0, 0.0, 0.0),
+                tags=[TagSpec(id=3, size_m=0.08, position=(0.013 + dx, 0.007 + 0.5 * dx, 0.0))],
+            )
+        )  # fmt: skip
+        (det,), _ = TagDetector(TagConfig(ids=[3], sizes_m=[0.08])).detect(s.render(0).rgb, s.intrinsics)
+        assert det.corners_refined
+        worst = max(worst, float(np.abs(corner_errors(det, s)).max()))
+    assert worst < 0.01
+
+
+def test_small_tags_and_flat_images_keep_the_detector_corners():
+    # A tag whose border cells are under ~3 px cannot hold a clean sampling band: pupil-apriltags' corners are kept.
+    cfg = SceneConfig(width=320, height=240, camera_position=(0.0, 0.0, 0.9), camera_look_at=(0.0, 0.0, 0.0), tags=[TagSpec(id=4, size_m=0.06)])
+    s = SyntheticScene(cfg)
+    (det,), _ = TagDetector(TagConfig(ids=[4], sizes_m=[0.06])).detect(s.render(0).rgb, s.intrinsics)
+    assert not det.corners_refined
+    assert np.abs(corner_errors(det, s)).max() < 0.5
+    # No ink/paper contrast along the edges: nothing to fit.
+    flat = np.full((240, 320), 128, dtype=np.uint8)
+    assert refine_square_corners(flat, det.corners_px) is None

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dkt_grasping.trials.backend import GroundTruthOutcome, TrialAttempt, trial_seed
+from dkt_grasping.trials.backend import PhysicsOutcome, TrialAttempt, trial_seed
 from dkt_grasping.trials.database import TrialDatabase
-from dkt_grasping.trials.judge import GroundTruthJudge, OperatorPrompt
+from dkt_grasping.trials.judge import OperatorPrompt, PhysicsJudge
 from dkt_grasping.trials.runner import TrialRunner, start_session
 from dkt_grasping.trials.session import SessionSpec
 
@@ -49,7 +49,7 @@ class ScriptedBackend:
             timings_ms={"total": 1.0},
             grasp={"width_m": 0.06},
             snapshots={"rgb": rgb, "depth_m": np.full((6, 8), 0.7, np.float32)},
-            ground_truth=GroundTruthOutcome(held, "held" if held else "empty"),
+            physics=PhysicsOutcome(held, "held" if held else "closed on nothing", None if held else "grasp"),
         )
 
     def close(self) -> None:
@@ -64,7 +64,7 @@ def child_main(db_path: str, marker: str) -> None:
     """Run in a subprocess: a 5-trial session that hangs inside trial index 2."""
     with TrialDatabase(db_path) as db:
         start_session(db, _spec(5), session_id="killme")
-        TrialRunner(db, backend=ScriptedBackend(hang_at=2, marker=marker), judge=GroundTruthJudge(), progress=False).run("killme")
+        TrialRunner(db, backend=ScriptedBackend(hang_at=2, marker=marker), judge=PhysicsJudge(), progress=False).run("killme")
 
 
 def test_sigkill_mid_trial_keeps_committed_trials_and_resumes(tmp_path):
@@ -96,13 +96,14 @@ def test_sigkill_mid_trial_keeps_committed_trials_and_resumes(tmp_path):
         for r in before:
             assert (db_path.parent / r.artifacts["colour"]).is_file() and (db_path.parent / r.artifacts["depth"]).is_file()
         backend = ScriptedBackend()
-        result = TrialRunner(db, backend=backend, judge=GroundTruthJudge(), progress=False).run("killme")
+        result = TrialRunner(db, backend=backend, judge=PhysicsJudge(), progress=False).run("killme")
         assert result.status == "complete"
         assert [c[:2] for c in backend.calls] == [(2, 1), (3, 1), (4, 1)]  # resumed at the trial that was in flight
         assert backend.calls[0][2] == trial_seed(3, 2, 1)  # with the seed it would have had
         after = db.trials("killme")
         assert after[:2] == before
         assert [r.outcome for r in after] == ["success", "failure", "success", "failure", "success"]
+        assert [(r.decided_by, r.failure_stage) for r in after[:2]] == [("physics", None), ("physics", "grasp")]
         assert db.session("killme").status == "complete"
 
 
@@ -123,6 +124,8 @@ def test_operator_prompt_retry_skip_abort_and_resume(tmp_path):
             (3, "aborted", 1, "failure", "operator", ""),
         ]
         assert [c[:2] for c in backend.calls] == [(0, 1), (0, 2), (1, 1), (2, 1), (3, 1)]
+        # An executed trial the operator calls a failure stopped at the grasp; successes and skips have no stage.
+        assert [r.failure_stage for r in db.trials(sid)] == [None, None, "grasp", None]
         assert any("not understood" in s for s in said) and any("suggestion: success" in s for s in said)
         # Resume after the abort: the last trial runs, the session completes.
         more = iter(["y"])
@@ -141,3 +144,22 @@ def test_rig_backend_and_oracle_on_rig_fail_clearly():
         SessionSpec(surface="wood")
     with pytest.raises(SessionSpecError, match="depth method must be one of"):
         SessionSpec(method="lidar")
+
+
+def test_physics_judge_charges_failures_to_their_stage():
+    from dkt_grasping.trials.backend import REPORT_STAGES, report_stage
+
+    judge = PhysicsJudge()
+    planned = TrialAttempt(target="glass_cup", seed=1, failure_stage="planning", failure_reason="unreachable: pre-grasp")
+    assert (judge.decide(planned, "failure").action, judge.decide(planned, "failure").stage) == ("failure", "planning")
+    pushed = TrialAttempt(target="glass_cup", seed=1, physics=PhysicsOutcome(False, "before the grasp: glass_cup was pushed", "execution"))
+    assert (judge.decide(pushed, "none").stage, judge.decide(pushed, "none").note) == ("execution", "before the grasp: glass_cup was pushed")
+    held = TrialAttempt(target="glass_cup", seed=1, physics=PhysicsOutcome(True, "held"))
+    assert (judge.decide(held, "success").action, judge.decide(held, "success").stage) == ("success", None)
+    with pytest.raises(ValueError, match="needs a simulated attempt"):
+        judge.decide(TrialAttempt(target="x", seed=1), "none")
+    stages = ["capture", "depth", "metric_depth", "grasp_detection", "planning", "execution", "grasp", None]
+    assert [report_stage(s) for s in stages] == ["perception"] * 3 + ["detection", "planning", "execution", "grasp", "grasp"]
+    assert set(map(report_stage, stages)) == set(REPORT_STAGES)
+    with pytest.raises(ValueError, match="unknown failure stage 'teleport'"):
+        report_stage("teleport")

@@ -1,60 +1,83 @@
-"""A simulated session end to end: synthetic scene, real depth/cloud/grasp/planner code, simulated arm, ground-truth judge."""
+"""Simulated sessions in the physics simulation end to end: real depth/cloud/grasp/planner code, MuJoCo, the physics judge."""
 
 from __future__ import annotations
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 
+from dkt_grasping.trials.backend import trial_seed
 from dkt_grasping.trials.database import TrialDatabase
 from dkt_grasping.trials.demo import run_demo_trials
 from dkt_grasping.trials.depth_methods import MethodUnavailableError
 from dkt_grasping.trials.runner import TrialRunner, start_session
-from dkt_grasping.trials.session import SessionSpec, SimulationSettings
-from dkt_grasping.trials.simulation import SimulationTrialBackend, session_targets, trial_scene_config
+from dkt_grasping.trials.session import SessionSpec, SessionSpecError, SimulationSettings
+from dkt_grasping.trials.simulation import SimulationTrialBackend
 
 
 def _spec(**kw) -> SessionSpec:
-    return SessionSpec(
-        **{"surface": "translucent", "method": "ground_truth", "n_trials": 2, **kw}, simulation=SimulationSettings(width=320, height=240)
-    )
+    settings = SimulationSettings(width=320, height=240, strip_tile_px=160, hold_s=1.0)
+    return SessionSpec(**{"surface": "diffusive", "method": "ground_truth", "n_trials": 2, "seed": 4, **kw}, simulation=settings)
 
 
-def test_simulated_session_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sim")
     spec = _spec()
-    assert session_targets(spec, trial_scene_config(spec, 0)) == ["glass", "plastic_box"]  # translucent = the scene's transparent
-    with TrialDatabase(tmp_path / "t.sqlite") as db:
+    with TrialDatabase(folder / "t.sqlite") as db:
         sid = start_session(db, spec)
         result = TrialRunner(db, progress=False).run(sid)
-        assert result.status == "complete"
         records = db.trials(sid)
-    assert [r.target for r in records] == ["glass", "plastic_box"]
-    executed = [r for r in records if r.failure_stage is None]
-    assert executed, "no simulated trial got as far as executing a grasp"
+    return folder, spec, result, records
+
+
+def test_physics_session_end_to_end(session):
+    folder, spec, result, records = session
+    assert result.status == "complete" and [r.trial_index for r in records] == [0, 1]
     for r in records:
-        assert r.decided_by == "ground_truth" and r.weights_checksum == "n/a" and r.parameters["oracle"] is True
+        scene = r.parameters["scene"]
+        assert r.target == scene["objects"][0]["kind"] and scene["objects"][0]["surface"] == "diffusive"
+        assert r.decided_by == "physics" and r.weights_checksum == "n/a" and r.parameters["oracle"] is True
         assert r.outcome in ("success", "failure") and r.timings_ms["total"] > 0
-        depth = np.load(tmp_path / r.artifacts["depth"])["depth_m"]
+        assert (r.outcome == "failure") == (r.failure_stage is not None)
+        depth = np.load(folder / r.artifacts["depth"])["depth_m"]
         assert depth.shape == (240, 320) and depth.dtype == np.float32
-        cloud = np.load(tmp_path / r.artifacts["cloud"])
-        assert cloud["xyz"].shape[1] == 3 and cloud["xyz"].shape[0] == r.parameters["cloud_points"]
+        strip = cv2.imread(str(folder / r.artifacts["strip"]))
+        assert strip.shape[0] == 2 * 120 and strip.shape[1] in (160, 480)  # capture only, or capture + grasp + lift
+    executed = [r for r in records if "physics" in r.parameters]
+    assert executed, [r.notes for r in records]  # seed 4 reaches execution: physics decided at least one trial
     for r in executed:
-        gt = r.parameters["ground_truth"]
-        assert (r.outcome == "success") == gt["held"]
-        # The simulated fingers stop where the exact geometry says they touch the object.
-        if gt["held"]:
-            assert r.suggestion == "success"
-            assert r.gripper_width_m == pytest.approx(gt["contact_opening_m"], abs=1e-4)
-        assert len(r.grasp["executed_pose_base"]) == 4 and r.trajectory["duration_s"] > 0
-        # The arm really went there: the executed gripper pose is the planned grasp (same centre within 1 mm).
-        planned = np.array(r.grasp["pose_base"])[:3, 3]
-        assert np.linalg.norm(np.array(r.grasp["executed_pose_base"])[:3, 3] - planned) < 1e-3
+        p = r.parameters["physics"]
+        assert (r.outcome == "success") == p["held"] and r.parameters["arm"] in ("left", "right")
+        assert (p["lift_m"] >= spec.simulation.lift_success_m) if p["held"] else (r.failure_stage in ("execution", "grasp"))
+        assert cv2.imread(str(folder / r.artifacts["strip"])).shape[1] == 3 * 160
+        # The fingers closed where the planner put them (the executed tcp is the planned grasp's fingertips within 5 mm).
+        planned = np.array(r.grasp["pose_base"])
+        fingertips = planned[:3, 3] + r.grasp["depth_m"] * planned[:3, 2]
+        assert np.linalg.norm(np.array(r.grasp["executed_tcp_base"])[:3, 3] - fingertips) < 0.005
 
 
-def test_same_seed_same_trial():
-    backend = SimulationTrialBackend(_spec(surface="diffusive", method="raw"))
-    a, b = backend.run_trial(0, 1, 1234), backend.run_trial(0, 1, 1234)
-    assert a.failure_stage == b.failure_stage and a.grasp == b.grasp and a.gripper_width_m == b.gripper_width_m
-    np.testing.assert_array_equal(a.snapshots["rgb"], b.snapshots["rgb"])
+def test_same_seed_same_trial(session):
+    _, spec, _, records = session
+    first = records[0]
+    again = SimulationTrialBackend(spec).run_trial(0, 1, trial_seed(spec.seed, 0, 1))
+    assert again.seed == first.seed and (again.failure_stage or (again.physics and again.physics.stage)) == first.failure_stage
+    assert again.grasp == first.grasp and again.gripper_width_m == first.gripper_width_m
+    if again.physics is not None:
+        assert again.physics.details == {k: v for k, v in first.parameters["physics"].items() if k not in ("held", "stage", "reason")}
+
+
+def test_report_json_has_judge_and_failures_by_stage(session, capsys):
+    from dkt_stack.cli import main
+
+    folder, _, _, records = session
+    assert main(["trials", "report", "--db", str(folder / "t.sqlite"), "--format", "json"]) == 0
+    (cell,) = json.loads(capsys.readouterr().out)["cells"]
+    assert cell["judge"] == "physics" and cell["n"] == 2 and cell["method"] == "ground_truth"
+    assert sum(cell["failures_by_stage"].values()) == cell["failures"] == sum(r.outcome == "failure" for r in records)
+    assert set(cell["failures_by_stage"]) == {"perception", "detection", "planning", "execution", "grasp"}
 
 
 def test_missing_weights_make_a_method_unavailable_not_faked(tmp_path, monkeypatch):
@@ -65,16 +88,30 @@ def test_missing_weights_make_a_method_unavailable_not_faked(tmp_path, monkeypat
     assert "No trials recorded." in text and "Unavailable: dkt: depth method 'dkt' is unavailable" in text
 
 
+def test_bad_session_specs():
+    with pytest.raises(SessionSpecError, match=r"unknown simulated object\(s\) \['teapot'\]"):
+        _spec(objects=["teapot"])
+    with pytest.raises(SessionSpecError, match="custom surface label 'wood'"):
+        _spec(surface="wood")
+    with pytest.raises(SessionSpecError, match=r"unknown simulated object\(s\) \['cork_mat'\]"):
+        _spec(objects=["cork_mat"])  # a flat distractor, not a target
+    assert _spec(surface="wood", objects=["soda_can"]).objects == ["soda_can"]  # a custom label with named objects
+    assert _spec(judge="auto").resolved_judge == "physics" and _spec(judge="operator").resolved_judge == "operator"
+    with pytest.raises(SessionSpecError, match="the physics judge is the simulator's"):
+        SessionSpec(backend="rig", arm="left", judge="physics")
+
+
 def test_cli_run_resume_and_errors(tmp_path, capsys):
     from dkt_stack.cli import main
 
     db = tmp_path / "t.sqlite"
-    args = ["trials", "run", "--db", str(db), "--surface", "reflective", "--method", "raw", "--trials", "1", "--size", "320x240"]
+    args = ["trials", "run", "--db", str(db), "--surface", "reflective", "--method", "raw", "--trials", "1", "--size", "160x120"]
     assert main([*args, "--no-snapshots", "--quiet"]) == 0
     out = capsys.readouterr().out
     with TrialDatabase(db) as check:
         (session,) = check.sessions()
-        assert session.status == "complete" and len(check.trials(session.id)) == 1 and check.trials(session.id)[0].artifacts == {}
+        (trial,) = check.trials(session.id)
+        assert session.status == "complete" and trial.artifacts == {} and trial.decided_by == "physics"
     assert f"session {session.id}: complete" in out
     assert main(["trials", "run", "--db", str(db), "--resume", session.id]) == 0
     assert "already complete (1 trials)" in capsys.readouterr().out

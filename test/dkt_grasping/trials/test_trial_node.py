@@ -52,7 +52,10 @@ def test_trial_node_operator_decides_over_a_service(ros, tmp_path):
     recorded = ros.collect(String, "/trials/trials")
     node = ros.add_node(TrialNode(context=ros.context, parameter_overrides=overrides))
     doc = json.loads(pending.wait(1, timeout=60)[0].data)
-    assert doc["session"] == node.session_id and doc["target"] in ("red_box", "blue_cup") and doc["suggestion"] in ("success", "failure")
+    from dkt_sim.objects import LIBRARY
+
+    diffusive = {k.name for k in LIBRARY if k.surface == "diffusive" and k.graspable}
+    assert doc["session"] == node.session_id and doc["target"] in diffusive and doc["suggestion"] in ("success", "failure")
     client = ros.probe.create_client(Trigger, "/trials/failure")
     reply = ros.call(client, Trigger.Request())
     assert reply.success and reply.message == "trial marked failure"

@@ -1,0 +1,39 @@
+"""Grasps one arm can execute: a detector's candidates, checked for reachability before they are ranked.
+
+:class:`ExecutableGraspDetector` wraps any detector that exposes
+``candidates()`` (every checked candidate before non-maximum suppression) and
+``select()`` (its final NMS): candidates -> :class:`ReachabilityChecker.rank`
+(closed-form IK for pre-grasp, grasp and lift, limits, self- and scene
+collision; score = quality blended with the reach margin) -> NMS. It has the
+detectors' interface, so nodes, trials and benchmarks use it unchanged, and it
+keeps what it dropped and why in :attr:`ExecutableGraspDetector.last`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dkt_grasping.grasp import Grasp
+from dkt_grasping.grasp_detection.base import check_cloud, check_transform
+from dkt_grasping.reachability import RankedGrasps, ReachabilityChecker
+from dkt_grasping.workspace import WorkspaceLimits
+from dkt_stack.transforms import transform_points
+
+
+class ExecutableGraspDetector:
+    """``detector``'s grasps that ``checker``'s arm can execute, best combined score first."""
+
+    def __init__(self, detector, checker: ReachabilityChecker):
+        for method in ("candidates", "select"):
+            if not callable(getattr(detector, method, None)):
+                raise TypeError(f"{type(detector).__name__} has no {method}() and cannot be checked for reachability")
+        self.detector, self.checker = detector, checker
+        self.last: RankedGrasps | None = None  #: the latest ranking: kept grasps and drop counts by reason
+
+    def detect(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
+        """Executable grasps (base frame), best first; the same arguments as any detector's ``detect``."""
+        candidates = self.detector.candidates(points, colors, T_base_camera, workspace)
+        pts, _ = check_cloud(points, colors)
+        T = check_transform(T_base_camera)
+        self.last = self.checker.rank(candidates, transform_points(T, pts))
+        return self.detector.select(self.last.grasps)

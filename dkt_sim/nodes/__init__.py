@@ -1,0 +1,1 @@
+"""ROS 2 shell of the simulator (:mod:`.sim_node`)."""
