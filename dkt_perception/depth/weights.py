@@ -95,7 +95,7 @@ def fetch_command(root: Path) -> str:
 
 def fetch_fix(root: Path) -> str:
     """The one-line fix for missing weights: the fetch command, or where to point at a copy."""
-    return f"run `{fetch_command(root)}` (needs network), or set {WEIGHTS_ENV}=/path/to/a/copy"
+    return f"point {WEIGHTS_ENV} at a copy, or run `{fetch_command(root)}`"
 
 
 def runtime_weights(root: str | Path | None = None) -> RuntimeWeights:

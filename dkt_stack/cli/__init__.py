@@ -43,8 +43,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 NOT_AVAILABLE_STATUS = 2
-#: exit status of a command that failed (a bad option exits with 2, as argparse does)
+#: exit status of a command that failed
 FAILURE_STATUS = 1
+#: exit status of a bad option (argparse's); an exception can carry its own in ``exit_status``
+USAGE_STATUS = 2
 DEBUG_ENV = "DKT_STACK_DEBUG"
 #: packages whose own exception classes are raised on purpose, with a message meant for the user
 OWN_PACKAGES = ("dkt_stack", "dkt_perception", "dkt_grasping", "dkt_sim", "dkt_training")
@@ -113,11 +115,14 @@ def format_error(exc: BaseException) -> str:
 
 
 def report_error(prog: str, exc: BaseException, debug: bool = False) -> int:
-    """Print ``prog: <what> — <fix>`` on stderr (the traceback first with ``debug``); returns the exit status."""
+    """Print ``prog: <what> — <fix>`` on stderr (the traceback first with ``debug``); returns the exit status.
+
+    The status is 1, or the exception's ``exit_status`` (2 for an option value a check refused).
+    """
     if debug or debug_enabled():
         traceback.print_exception(exc)
     print(f"{prog}: {format_error(exc)}", file=sys.stderr)
-    return FAILURE_STATUS
+    return int(getattr(exc, "exit_status", FAILURE_STATUS))
 
 
 def add_debug_option(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ import statistics
 import sys
 from collections.abc import Callable, Iterable
 
-from dkt_stack.cli import dispatch
+from dkt_stack.cli import USAGE_STATUS, dispatch
 
 #: target -> (module, help); one line per target (several people add targets)
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -43,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _print(module, args: argparse.Namespace) -> int:
-    result = module.run(args)  # errors: one line from dispatch (bad options reach the configs' own checks)
+    try:
+        result = module.run(args)
+    except ValueError as exc:  # a benchmark's options reach the configs' own checks: a usage error, one line (dispatch), exit 2
+        exc.exit_status = USAGE_STATUS
+        raise
     json.dump(result, sys.stdout, indent=None if getattr(args, "json", False) else 2)
     sys.stdout.write("\n")
     return 0

@@ -283,11 +283,11 @@ def test_a_depth_stage_failure_keeps_the_frames_before_it(tmp_path, scene, mode)
 def test_bench_replay_rejects_bad_cloud_options_and_workdir_in_one_line(capsys, tmp_path):
     from dkt_stack.cli import main
 
-    assert main(["bench", "replay", "--frames", "2", "--voxel", "-1"]) == 1
+    assert main(["bench", "replay", "--frames", "2", "--voxel", "-1"]) == 2  # an option value a check refused
     assert capsys.readouterr().err == "dkt-stack bench replay: voxel_size_m must be >= 0, got -1.0\n"
-    assert main(["bench", "replay", "--frames", "2", "--cloud-stride", "0"]) == 1
+    assert main(["bench", "replay", "--frames", "2", "--cloud-stride", "0"]) == 2
     assert "stride must be >= 1, got 0" in capsys.readouterr().err
-    assert main(["bench", "replay", "--frames", "2", "--workdir", str(tmp_path / "absent")]) == 1
+    assert main(["bench", "replay", "--frames", "2", "--workdir", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--workdir {tmp_path / 'absent'}: no such folder — create it first" in err
 
