@@ -28,10 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from dkt_sim.mjcf import GROUP_ARM, GROUP_ROOM, _camera_xml, _quat_wxyz, _v
-from dkt_stack.transforms import invert_transform, make_transform
+from dkt_stack.transforms import make_transform
 
-#: The visible +z face of a plate geom in its geom frame: turned 180 deg about x (see the module docstring); z offset per plate.
-_R_GEOM_FACE = np.diag([1.0, -1.0, -1.0])
+
+def face_to_geom(thickness_m: float) -> np.ndarray:
+    """4x4 pose of a plate's box geom in its face frame: half the thickness into the plate, turned 180 deg about x
+    (the picture is on the box's +z face, columns along +x, rows along -y; see the module docstring)."""
+    return make_transform(np.diag([1.0, -1.0, -1.0]), (0.0, 0.0, thickness_m / 2))
 
 
 @dataclass(eq=False)
@@ -56,9 +59,8 @@ class TexturedPlate:
 
     @property
     def T_parent_geom(self) -> np.ndarray:  # noqa: N802 - conventional transform name
-        """4x4 box geom frame in the parent: the face frame moved half the thickness into the plate and turned 180 deg about x."""
-        T_geom_face = make_transform(_R_GEOM_FACE, (0.0, 0.0, self.thickness_m / 2))
-        return np.asarray(self.T_parent_face, dtype=np.float64) @ invert_transform(T_geom_face)
+        """4x4 box geom frame in the parent (:func:`face_to_geom` after the face frame)."""
+        return np.asarray(self.T_parent_face, dtype=np.float64) @ face_to_geom(self.thickness_m)
 
     def png(self) -> bytes:
         import cv2

@@ -204,7 +204,7 @@ def mujoco_calibration_rig(
     The world has no objects; the other arm rests at home. ``rgb_noise_std``: the colour sensor noise, 8-bit levels.
     """
     from dkt_grasping.calibration.config import load_calibration_config
-    from dkt_sim.attachments import Attachments, MountedCamera, TexturedPlate
+    from dkt_sim.attachments import Attachments, MountedCamera, TexturedPlate, face_to_geom
     from dkt_sim.camera import CameraConfig, SimCamera
     from dkt_sim.objects import SceneSpec
     from dkt_sim.rig_geometry import COBOT_MAGIC
@@ -237,7 +237,7 @@ def mujoco_calibration_rig(
     world.mj.mj_kinematics(world.model, world.data)
     g = world._id("geom", "calibration_board")
     T_world_geom = make_transform(world.data.geom_xmat[g].reshape(3, 3), world.data.geom_xpos[g])
-    T_world_board = T_world_geom @ invert_transform(_face_geom(thickness)) @ invert_transform(T_board_face)
+    T_world_board = T_world_geom @ invert_transform(face_to_geom(thickness)) @ invert_transform(T_board_face)
     T_world_base = world.T_world_base(arm)
     T_world_flange = _body_pose(world, f"{arm}_link6")
     T_world_camera = _camera_pose(world, camera_name)
@@ -252,14 +252,6 @@ def mujoco_calibration_rig(
     return MujocoCalibrationRig(
         mode, arm, board, world, camera, camera_name, X_true, Y_true, X_nominal, Y_nominal, seed, list(config.poses.distance_m)
     )
-
-
-def _face_geom(thickness_m: float) -> np.ndarray:
-    """The plate's box geom frame in its face frame (the inverse of what :class:`dkt_sim.attachments.TexturedPlate` places)."""
-    from dkt_sim.attachments import TexturedPlate
-
-    plate = TexturedPlate("probe", np.zeros((2, 2), np.uint8), (1.0, 1.0), np.eye(4), thickness_m=thickness_m)
-    return plate.T_parent_geom
 
 
 def motion_planner(arm_model):
