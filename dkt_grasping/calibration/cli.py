@@ -222,17 +222,18 @@ def _synthetic(args) -> int:
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"{folder} is not empty: the synthetic command writes a new session")
     X_key = "camera_pose" if args.mode == "eye_to_hand" else "wrist_camera_pose"
+    board = _load_config(args.config, args.mode).board if args.config else None  # else the rig's own board
     if source == "mujoco":
         from dkt_grasping.calibration.mujoco_rig import MujocoSource, mujoco_calibration_rig
 
-        rig = mujoco_calibration_rig(args.mode, args.arm, seed=args.seed)
+        rig = mujoco_calibration_rig(args.mode, args.arm, seed=args.seed, board=board)
         arm_name, plan_config = args.arm, rig.plan_config(args.poses, args.seed)
         # a copy of the simulated rig's file, with the rough pose where calibration writes its result
         description = rig.world.geometry.rig_config()
         description.description = f"the MuJoCo Cobot Magic, uncalibrated {X_key} of arm {arm_name} (dkt-stack calibrate synthetic, seed {args.seed})"
         mount = description.arm(arm_name)
     else:
-        rig = synthetic_rig(args.mode, seed=args.seed)
+        rig = synthetic_rig(args.mode, seed=args.seed, board=board)
         arm_name, plan_config = "left", PosePlanConfig(count=args.poses, distance_m=list(rig.distance_m), seed=args.seed)
         mount = ArmMount(base_frame="left_base_link", camera_pose=[0.3, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0])
         description = RigConfig(name="synthetic", arms={"left": mount}, description=f"synthetic {args.mode} rig, seed {args.seed} (dkt-stack calibrate synthetic)")

@@ -21,11 +21,13 @@ truth off by 15 mm / 3 deg (camera) and 5 mm / 2 deg (board), seeded, and is
 only used to plan poses.
 
 :class:`MujocoSource` is the rig as collection sees it (:mod:`.collection`):
-``move_to`` drives the arm in physics along a smooth joint path
+``move_to`` plans the move with the CPU planner as ``calibration_node`` does
+(the table and the platform as obstacles), tracks it in physics
 (:class:`dkt_sim.execution.SequenceRunner`, which watches for collisions and a
-blocked arm) and waits until it has settled; ``capture`` renders the
+blocked arm) and waits until the arm has settled; ``capture`` renders the
 camera's colour image (:meth:`dkt_sim.camera.SimCamera.colour`, with the colour
-sensor noise) and reads the joints of the same physics state.
+sensor noise) and reads the joints of the same physics state. The poses come
+from the real automatic plan (:mod:`.poses`), made with the nominal geometry.
 """
 
 from __future__ import annotations
@@ -270,7 +272,6 @@ class MujocoSource:
     Moves are planned as on the rig, by the CPU planner (``plan_to_joints``, the arm's reach as workspace,
     the table and platform as obstacles), and tracked in physics; a move ends when every joint is within
     ``settle_rad`` of the goal and slower than ``settle_rad_s``, or fails after ``settle_timeout_s``.
-    ``fail_after`` raises KeyboardInterrupt at that capture, to test interrupted runs.
     """
 
     def __init__(
@@ -281,7 +282,6 @@ class MujocoSource:
         settle_rad: float = 1e-3,
         settle_rad_s: float = 2e-3,
         settle_timeout_s: float = 3.0,
-        fail_after: int | None = None,
     ):
         if settle_rad <= 0 or settle_rad_s <= 0 or settle_timeout_s <= 0:
             raise ValueError("settle_rad, settle_rad_s and settle_timeout_s must be > 0")
@@ -289,7 +289,6 @@ class MujocoSource:
         self.planner = planner or motion_planner(rig.world.arm_model)
         self.scene_points = rig.scene_points()
         self.settle_rad, self.settle_rad_s, self.settle_timeout_s = settle_rad, settle_rad_s, settle_timeout_s
-        self.fail_after = fail_after
         self.captures = 0
         self.moves = 0
 
@@ -338,8 +337,6 @@ class MujocoSource:
         """The camera's colour image and the joints (rad) of the same physics state; the stamp is the simulated time (ns)."""
         from dkt_grasping.calibration.collection import Capture
 
-        if self.fail_after is not None and self.captures >= self.fail_after:
-            raise KeyboardInterrupt
         self.captures += 1
         cam = self.rig.camera
         cam.snapshot()
