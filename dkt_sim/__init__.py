@@ -13,7 +13,9 @@ Functional core without rclpy; the ROS shell is :mod:`dkt_sim.nodes.sim_node`.
   model of :mod:`dkt_perception.d435_model`, ground truth);
 * :mod:`dkt_sim.execution`: timed arm + gripper sequences tracked in physics, watched for
   collisions and pushes; :mod:`dkt_sim.judge`: lifted and held, or the stage it failed at;
-* :mod:`dkt_sim.strip`: per-trial picture strips; :mod:`dkt_sim.benchmark`: ``dkt-stack bench sim``.
+* :mod:`dkt_sim.strip`: per-trial picture strips; :mod:`dkt_sim.benchmark`: ``dkt-stack bench sim``;
+* :mod:`dkt_sim.attachments`: optional pictures on plates and flange cameras (hand-eye calibration's
+  board and wrist D435), off by default.
 
 MuJoCo renders offscreen through EGL: :func:`dkt_sim.mujoco_runtime.load_mujoco` sets
 ``MUJOCO_GL=egl`` when it is unset, before importing mujoco.

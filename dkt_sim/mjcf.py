@@ -94,8 +94,11 @@ def _inertial(mass: float, half: float = 0.03) -> str:
     return f'<inertial pos="0 0 0" mass="{mass:.6g}" diaginertia="{i:.6g} {i:.6g} {i:.6g}"/>'
 
 
-def arm_xml(arm: str, T_world_base: np.ndarray, physics: PhysicsConfig, arm_model: ArmModelConfig) -> tuple[str, str, str]:
-    """(worldbody XML, actuator XML, equality XML) of one PiPER arm named ``arm`` (names are prefixed ``{arm}_``)."""
+def arm_xml(
+    arm: str, T_world_base: np.ndarray, physics: PhysicsConfig, arm_model: ArmModelConfig, flange_lines: list[str] | None = None
+) -> tuple[str, str, str]:
+    """(worldbody XML, actuator XML, equality XML) of one PiPER arm named ``arm`` (names are prefixed ``{arm}_``);
+    ``flange_lines``: extra elements inside its link6 body (see :mod:`dkt_sim.attachments`)."""
     caps, grip = ArmCollisionConfig(), GripperConfig()
     offsets, tcp = dh_theta_offset(arm_model.dh_is_offset), arm_model.tcp_offset
     # Capsule (start, end) in the body frame of link i: the origin and link i+1's origin (fixed in link i).
@@ -133,6 +136,7 @@ def arm_xml(arm: str, T_world_base: np.ndarray, physics: PhysicsConfig, arm_mode
         f'{indent}<geom name="{arm}_palm" {cls} type="box" pos="0 0 {body_len + palm / 2:.9g}" size="{grip.palm_width / 2:.9g} {span:.9g} {palm / 2:.9g}"/>',
         f'{indent}<site name="{arm}_tcp" pos="0 0 {tcp:.9g}" size="0.005" group="5"/>',
     ]
+    lines += [f"{indent}{line}" for line in flange_lines or ()]
     for side, sign in (("left", 1.0), ("right", -1.0)):
         lines += [
             f'{indent}<body name="{arm}_finger_{side}" gravcomp="1">',
@@ -248,8 +252,10 @@ def build_model_spec(
     physics: PhysicsConfig | None = None,
     arm_model: ArmModelConfig | None = None,
     offscreen: tuple[int, int] | None = None,
+    attachments=None,
 ) -> ModelSpec:
-    """The whole world (room, arms, scene objects) with a ``width`` x ``height`` D435 (``offscreen``: the largest render size)."""
+    """The whole world (room, arms, scene objects) with a ``width`` x ``height`` D435 (``offscreen``: the largest render size);
+    ``attachments`` (:class:`dkt_sim.attachments.Attachments`, optional) adds plates and flange cameras."""
     physics, arm_model = physics or PhysicsConfig(), arm_model or ArmModelConfig()
     g = geometry
     # MuJoCo's pinhole: square pixels, principal point at ((W-1)/2, (H-1)/2), vertical field of view 2 atan(H / 2 fy).
@@ -257,12 +263,18 @@ def build_model_spec(
     off_w, off_h = offscreen or (width, height)
     assets: dict[str, bytes] = {}
     asset_xml, bodies, actuators, equalities = [], [], [], []
+    extra = None
+    if attachments:
+        from dkt_sim.attachments import attachment_xml
+
+        extra = attachment_xml(attachments, [a.name for a in g.arms], fovy)
+        assets.update(extra.assets)
     for tag in g.tags:
         assets[f"tag{tag.id}.png"] = tag_png(tag.id)
         asset_xml.append(f'<texture name="tag{tag.id}" type="2d" file="tag{tag.id}.png"/>')
         asset_xml.append(f'<material name="tag{tag.id}" texture="tag{tag.id}" specular="0" shininess="0"/>')
     for arm in g.arms:
-        body, act, eq = arm_xml(arm.name, arm.T_world_base, physics, arm_model)
+        body, act, eq = arm_xml(arm.name, arm.T_world_base, physics, arm_model, extra.flange_lines[arm.name] if extra else None)
         bodies.append(body)
         actuators.append(act)
         equalities.append(eq)
@@ -286,6 +298,9 @@ def build_model_spec(
             f'<geom name="tag{tag.id}" type="box" pos="{tag.x:.9g} {tag.y:.9g} {g.table_top_z + 0.0003:.9g}" quat="{_yaw_quat(tag.yaw)}" '
             f'size="{half:.9g} {half:.9g} 0.0003" material="tag{tag.id}" group="0" contype="0" conaffinity="0"/>'
         )
+    if extra:
+        asset_xml += extra.asset_lines
+        room += extra.world_lines
     xml = f"""<mujoco model="cobot_magic_sim">
 <compiler angle="radian" autolimits="true"/>
 <option timestep="{physics.timestep_s:.9g}" integrator="implicitfast" cone="elliptic" impratio="10"/>

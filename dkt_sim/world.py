@@ -66,7 +66,8 @@ class ArmHandles:
 
 class SimWorld:
     """Rig + scene in MuJoCo. ``width`` x ``height`` is the D435's image size (sets its vertical field of view);
-    ``arm_model`` the PiPERs' zero convention and tool (the planner's :class:`~dkt_grasping.reachability.ArmModelConfig`)."""
+    ``arm_model`` the PiPERs' zero convention and tool (the planner's :class:`~dkt_grasping.reachability.ArmModelConfig`);
+    ``attachments`` optional plates and flange cameras (:mod:`dkt_sim.attachments`; none by default)."""
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class SimWorld:
         physics: PhysicsConfig | None = None,
         arm_model: ArmModelConfig | None = None,
         offscreen: tuple[int, int] | None = None,
+        attachments=None,
     ):
         mujoco = load_mujoco()
         self.mj = mujoco
@@ -85,8 +87,9 @@ class SimWorld:
         self.physics, self.arm_model = physics or PhysicsConfig(), arm_model or ArmModelConfig()
         self.width, self.height = width, height
         spec = build_model_spec(
-            scene, width=width, height=height, geometry=geometry, physics=self.physics, arm_model=self.arm_model, offscreen=offscreen
-        )
+            scene, width=width, height=height, geometry=geometry, physics=self.physics, arm_model=self.arm_model, offscreen=offscreen,
+            attachments=attachments,
+        )  # fmt: skip
         self.model = mujoco.MjModel.from_xml_string(spec.xml, spec.assets)
         self.data = mujoco.MjData(self.model)
         m = self.model

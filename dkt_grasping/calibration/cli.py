@@ -5,6 +5,7 @@
     dkt-stack calibrate verify SESSION [--calibration CAL_SESSION]
     dkt-stack calibrate plan --mode eye_in_hand --arm left    # the automatic poses, without moving anything
     dkt-stack calibrate synthetic --mode eye_to_hand --session DIR   # a session from the synthetic rig, to try solve/verify
+    dkt-stack calibrate synthetic --source mujoco --mode eye_to_hand --session DIR   # ... from the MuJoCo Cobot Magic
 
 ``collect`` runs ``calibration_node`` in this process against the running
 graph (camera_node and arm_node: ``dkt-stack up cobot_magic`` or
@@ -13,6 +14,10 @@ automatically (``--auto``: planned poses, after you confirm the workspace is
 clear), then solves and writes the result into the rig file. Samples are
 written as they come: run the same command with the same ``--session`` to
 continue an interrupted run.
+
+``synthetic`` writes a session, a rig file holding the rough (uncalibrated)
+pose and the truth (``truth.json``) into a new folder; ``solve`` on that
+session then also prints its error against the truth.
 """
 
 from __future__ import annotations
@@ -73,12 +78,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--poses", type=int, default=0, help="poses to plan (default: the config's)")
     common(p)
 
-    y = sub.add_parser("synthetic", help="write a session from the synthetic rig (rendered tags or projected corners), to try solve and verify")
+    y = sub.add_parser(
+        "synthetic", help="write a session from a simulated rig (projected corners, rendered tags, or the MuJoCo Cobot Magic), to try solve and verify"
+    )
     y.add_argument("--mode", choices=MODES, required=True, help="calibration mode")
-    y.add_argument("--session", required=True, help="new session folder (gets its own rig.yaml and truth.json)")
+    y.add_argument("--session", required=True, help="new folder: gets the session, its own rig.yaml (the rough pose) and truth.json")
     y.add_argument("--poses", type=int, default=15, help="poses")
-    y.add_argument("--noise-px", type=float, default=0.3, help="corner noise (projection) or extra corner noise on detections (--render), px")
-    y.add_argument("--render", action="store_true", help="render tag images and detect them instead of projecting corners")
+    y.add_argument(
+        "--source", choices=("projection", "render", "mujoco"), default=None,
+        help="projection: the synthetic rig's corners projected with --noise-px noise; render: its tags rendered and detected; "
+        "mujoco: the board on the simulated Cobot Magic, the arm moved in physics, the D435's renders detected (default: projection)",
+    )  # fmt: skip
+    y.add_argument("--render", action="store_true", help="same as --source render")
+    y.add_argument("--arm", default="left", help="--source mujoco: the simulated arm (left, right)")
+    y.add_argument("--noise-px", type=float, default=0.3, help="corner noise of the projection, px (render, mujoco: the detector's own error on the images)")
     y.add_argument("--seed", type=int, default=0, help="random seed (true geometry, poses, noise)")
     common(y)
 
@@ -125,12 +138,30 @@ def _solve(args) -> int:
     result = workflow.solve_session(session, config)
     data = workflow.result_dict(result, session)
     text = workflow.report_text(result, session)
+    truth = _truth_error(session, result)
+    if truth:
+        data["truth"] = truth
+        text += f"\nagainst the simulated rig's truth ({truth['file']}): {truth['translation_error_mm']:.3f} mm, {truth['rotation_error_deg']:.4f} deg"
     if args.write:
         update = workflow.apply_result(result, session, args.rig or None, force=args.force)
         data["written"] = {"path": str(update.path), "key": update.key, "previous": update.previous, "history": str(update.history_path)}
         text += f"\nwrote {update.key} of arm {update.arm} into {update.path} (previous value kept in {update.history_path.name})"
     _emit(args, data, text)
     return 0 if result.ok else 1
+
+
+def _truth_error(session, result) -> dict | None:
+    """The result's error against ``truth.json`` beside a session written by ``calibrate synthetic``, or None."""
+    from dkt_grasping.calibration.solver import pose_difference
+
+    path = Path(session.folder).parent / "truth.json"
+    if not path.is_file():
+        return None
+    truth = json.loads(path.read_text())
+    if truth.get("mode") != result.mode:
+        return None
+    mm, deg = pose_difference(result.X, np.asarray(truth["X_true"], dtype=np.float64))
+    return {"file": str(path), "translation_error_mm": round(mm, 4), "rotation_error_deg": round(deg, 5)}
 
 
 def _verify(args) -> int:
@@ -174,44 +205,67 @@ def _synthetic(args) -> int:
     import yaml
 
     from dkt_grasping.calibration import workflow
-    from dkt_grasping.calibration.collection import Collector, SampleRejected
+    from dkt_grasping.calibration.collection import Collector, run_auto
     from dkt_grasping.calibration.config import CalibrationConfig
-    from dkt_grasping.calibration.poses import generate_pose_plan
+    from dkt_grasping.calibration.poses import PosePlanConfig, generate_pose_plan
     from dkt_grasping.calibration.synthetic import SyntheticSource, synthetic_rig
     from dkt_stack.atomic_files import write_text_atomic
     from dkt_stack.config import to_dict
     from dkt_stack.rig import ArmMount, RigConfig, matrix_to_pose7
 
+    if args.render and args.source not in (None, "render"):
+        raise ValueError(f"--render and --source {args.source} contradict each other")
+    source = args.source or ("render" if args.render else "projection")
+    if args.noise_px < 0 or args.poses < 1:
+        raise ValueError(f"--noise-px must be >= 0 and --poses >= 1, got {args.noise_px} and {args.poses}")
     folder = Path(args.session)
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"{folder} is not empty: the synthetic command writes a new session")
-    rig = synthetic_rig(args.mode, seed=args.seed)
-    config = CalibrationConfig(board=rig.board, save_images=args.render)
-    config.poses.count, config.poses.distance_m, config.poses.seed = args.poses, list(rig.distance_m), args.seed
-    # its own rig file, holding the nominal (uncalibrated) geometry: solve --write changes this copy only
-    nominal = matrix_to_pose7(rig.X_nominal)
-    arm = ArmMount(base_frame="left_base_link", camera_pose=nominal if args.mode == "eye_to_hand" else [0.3, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0])
+    X_key = "camera_pose" if args.mode == "eye_to_hand" else "wrist_camera_pose"
+    board = _load_config(args.config, args.mode).board if args.config else None  # else the rig's own board
+    if source == "mujoco":
+        from dkt_grasping.calibration.mujoco_rig import MujocoSource, mujoco_calibration_rig
+
+        rig = mujoco_calibration_rig(args.mode, args.arm, seed=args.seed, board=board)
+        arm_name, plan_config = args.arm, rig.plan_config(args.poses, args.seed)
+        # a copy of the simulated rig's file, with the rough pose where calibration writes its result
+        description = rig.world.geometry.rig_config()
+        description.description = f"the MuJoCo Cobot Magic, uncalibrated {X_key} of arm {arm_name} (dkt-stack calibrate synthetic, seed {args.seed})"
+        mount = description.arm(arm_name)
+    else:
+        rig = synthetic_rig(args.mode, seed=args.seed, board=board)
+        arm_name, plan_config = "left", PosePlanConfig(count=args.poses, distance_m=list(rig.distance_m), seed=args.seed)
+        mount = ArmMount(base_frame="left_base_link", camera_pose=[0.3, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0])
+        description = RigConfig(name="synthetic", arms={"left": mount}, description=f"synthetic {args.mode} rig, seed {args.seed} (dkt-stack calibrate synthetic)")
+    # the rig file holds the nominal (uncalibrated) geometry: solve --write changes this copy only
+    setattr(mount, X_key, matrix_to_pose7(rig.X_nominal))
     if args.mode == "eye_in_hand":
-        arm.wrist_camera_pose, arm.wrist_camera_frame = nominal, "left_wrist_camera_color_optical_frame"
+        mount.wrist_camera_frame = f"{arm_name}_wrist_camera_color_optical_frame"
     rig_file = folder / "rig.yaml"
-    description = RigConfig(name="synthetic", arms={"left": arm}, description=f"synthetic {args.mode} rig, seed {args.seed} (dkt-stack calibrate synthetic)")
     write_text_atomic(rig_file, yaml.safe_dump(to_dict(description), sort_keys=False, default_flow_style=None, width=200))
+    config = CalibrationConfig(board=rig.board, save_images=source != "projection", poses=plan_config)
     plan = generate_pose_plan(args.mode, rig.X_nominal, rig.Y_nominal, rig.model, rig.intrinsics, config.poses, kinematics=rig.kinematics)
-    session = workflow.start_session(folder / "session", args.mode, "left", str(rig_file), config, rig.intrinsics)
+    session = workflow.start_session(folder / "session", args.mode, arm_name, str(rig_file), config, rig.intrinsics)
+    if plan.qs:
+        session.set_pose_plan(plan.qs)
     collector = Collector(session, config, rig.kinematics)
-    source = SyntheticSource(rig, plan.qs[0] if plan.qs else np.zeros(6), seed=args.seed + 1, render=args.render, noise_px=args.noise_px)
-    rejected = 0
-    for k, q in enumerate(plan.qs):
-        source.move_to(q)
-        try:
-            collector.capture(source, pose_index=k)
-        except SampleRejected:
-            rejected += 1
-    truth = {"mode": args.mode, "X_true": rig.X_true.tolist(), "Y_true": rig.Y_true.tolist(), "pose_true": matrix_to_pose7(rig.X_true)}
+    t0 = time.perf_counter()
+    if source == "mujoco":
+        src = MujocoSource(rig)
+    else:
+        src = SyntheticSource(rig, plan.qs[0] if plan.qs else np.zeros(6), seed=args.seed + 1, render=source == "render", noise_px=args.noise_px)
+    summary = run_auto(collector, src, src, plan.qs, lambda _question: True, lambda _line: None)
+    collect_s = time.perf_counter() - t0
+    truth = {"mode": args.mode, "source": source, "arm": arm_name, "X_true": rig.X_true.tolist(), "Y_true": rig.Y_true.tolist(),
+             "pose_true": matrix_to_pose7(rig.X_true), "rig_key": X_key}  # fmt: skip
+    if source == "mujoco":
+        rig.close()
     write_text_atomic(folder / "truth.json", json.dumps(truth, indent=1) + "\n")
-    data = {"session": str(session.folder), "rig": str(rig_file), "samples": len(session.samples), "rejected": rejected}
-    _emit(args, data, f"wrote {len(session.samples)} samples ({rejected} rejected) to {session.folder}; rig file {rig_file}; "
-                      f"truth in {folder / 'truth.json'}\nnext: dkt-stack calibrate solve {session.folder} --write")  # fmt: skip
+    data = {"session": str(session.folder), "rig": str(rig_file), "source": source, "samples": len(session.samples),
+            "rejected": summary.rejected, "failed_moves": summary.failed_moves, "collect_s": round(collect_s, 2)}  # fmt: skip
+    _emit(args, data, f"wrote {len(session.samples)} samples ({summary.rejected} rejected, {summary.failed_moves} moves failed) to "
+                      f"{session.folder} in {collect_s:.1f} s; rig file {rig_file}; truth in {folder / 'truth.json'}\n"
+                      f"next: dkt-stack calibrate solve {session.folder} --write")  # fmt: skip
     return 0
 
 

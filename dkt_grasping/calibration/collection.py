@@ -5,10 +5,11 @@ Two small interfaces keep the loops independent of the hardware:
 * :class:`SampleSource` gives a :class:`Capture`: a camera image (or already
   measured corners) with the joint angles of the arm held still while it was
   taken. The rig over ROS (:mod:`.live`, fed by ``calibration_node``), the
-  synthetic rig (:class:`.synthetic.SyntheticSource`) and, once it lands, the
-  MuJoCo simulation of the rig implement it.
+  synthetic rig (:class:`.synthetic.SyntheticSource`) and the MuJoCo
+  simulation of the rig (:class:`.mujoco_rig.MujocoSource`) implement it.
 * :class:`ArmMotion` moves the arm to a joint configuration and returns when
-  it has settled (the planner and arm_node on the rig).
+  it has settled (the planner and arm_node on the rig, the planner and
+  physics in the simulation).
 
 Every accepted sample and every rejection goes into the session at once
 (atomically), so an interrupted run loses nothing and continues.

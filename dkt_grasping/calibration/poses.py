@@ -17,7 +17,10 @@ distance) and are then corrected to a view that is fully right:
 The corrected view gives the flange pose ``G = X C Y^-1`` (eye-to-hand:
 ``F = G``; eye-in-hand: ``F = G^-1``), IK from the random configuration finds
 the joints (so poses stay natural for the arm), and the planner's capsule
-model rejects self- and table collisions. A greedy farthest-point choice
+model rejects self- and table collisions, and configurations whose base,
+upper arm or forearm cross a line of sight from the camera to a corner of
+the board (the wrist and gripper carry the board's bracket or the wrist
+camera, which are mounted to see past them). A greedy farthest-point choice
 keeps the ``count`` most different poses (rotation angle plus translation),
 ordered for short joint travel from the start; the pose-set check reports
 their rotation spans (the target: 30 deg or more about two axes).
@@ -57,6 +60,9 @@ class PosePlanConfig:
     table_z_m: float | None = param(0.0, help="table top height in the base frame for collision checks, m (null: no table)")
     table_extent_m: list[float] = param(
         default_factory=lambda: [-0.1, 0.7, -0.5, 0.5], help="table area checked for collisions: x_min x_max y_min y_max, base frame, m"
+    )
+    occlusion_margin_m: float | None = param(
+        0.01, help="reject poses where the base, upper arm or forearm comes this close to a line of sight to the board, m (null: no check)"
     )
     seed: int = param(0, help="random seed")
 
@@ -153,6 +159,51 @@ def board_in_view(T_camera_board: np.ndarray, model: BoardModel, intrinsics: Cam
     )
 
 
+#: The automatic poses leave the grasping workspace box: the planner that visits them gets a box as large as the arm's reach
+#: (base frame, m).
+REACH_WORKSPACE = {"x_min": -0.7, "x_max": 0.7, "y_min": -0.7, "y_max": 0.7, "z_min": -0.05, "z_max": 0.8}
+#: Capsules of the planner's arm model that can hide the board (the board's bracket or the wrist camera sits on the wrist
+#: and gripper, mounted to see past them; their capsules are collision envelopes, far larger than what hides the view).
+OCCLUDING_LINKS = ("base", "upper_arm", "forearm")
+
+
+def _segment_distances(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Shortest distances (N,) between segments p0[i]-p1[i] (N, 3) and the segment a-b (3,), m."""
+    d1, d2 = p1 - p0, b - a
+    r = p0 - a
+    aa, ee = np.einsum("ij,ij->i", d1, d1), float(d2 @ d2)
+    ff, cc, bb = r @ d2, np.einsum("ij,ij->i", d1, r), d1 @ d2
+    if ee < 1e-18:  # a point
+        s, t = np.clip(-cc / np.maximum(aa, 1e-18), 0.0, 1.0), np.zeros(len(p0))
+    else:  # closest points of the lines, clamped to the segments (s first, then t, then s again for a clamped t)
+        denom = aa * ee - bb**2
+        s = np.where(denom > 1e-18, np.clip((bb * ff - cc * ee) / np.maximum(denom, 1e-18), 0.0, 1.0), 0.0)
+        t_free = (bb * s + ff) / ee
+        t = np.clip(t_free, 0.0, 1.0)
+        s = np.where(t != t_free, np.clip((t * bb - cc) / np.maximum(aa, 1e-18), 0.0, 1.0), s)
+    diff = p0 + s[:, None] * d1 - (a + t[:, None] * d2)
+    return np.linalg.norm(diff, axis=1)
+
+
+def board_occluded(mode: str, q: np.ndarray, X: np.ndarray, Y: np.ndarray, model: BoardModel, kinematics, collision, margin_m: float) -> bool:
+    """Whether a link of :data:`OCCLUDING_LINKS` comes within ``margin_m`` of a line of sight from the camera to a board corner.
+
+    ``X``, ``Y`` as in :mod:`.solver`; corners include the printed white border. Capsules come from ``collision.capsules(q)``.
+    """
+    F = kinematics.fk(q, frame=FLANGE_FRAME)
+    if check_mode(mode) == "eye_to_hand":
+        camera, T_base_board = X[:3, 3], F @ Y
+    else:
+        camera, T_base_board = (F @ X)[:3, 3], Y
+    pts = np.concatenate([model.object_points(i) for i in model.ids])
+    centre = pts.reshape(-1, 4, 3).mean(axis=1).repeat(4, axis=0)
+    pts = centre + (pts - centre) * 1.25
+    pts = pts @ T_base_board[:3, :3].T + T_base_board[:3, 3]
+    start = np.broadcast_to(camera, pts.shape)
+    caps = collision.capsules(q)
+    return any(np.min(_segment_distances(start, pts, a, b)) < r + margin_m for name, (a, b, r) in caps.items() if name in OCCLUDING_LINKS)
+
+
 def table_points(config: PosePlanConfig, spacing: float = 0.02) -> np.ndarray | None:
     """Base-frame points of the table top for collision checks (None without a table); the arm's foot area is left out."""
     if config.table_z_m is None:
@@ -216,6 +267,9 @@ def generate_pose_plan(
     order = np.nonzero(rough)[0]
     order = order[np.argsort(needed[order], kind="stable")]
 
+    def occluded(q: np.ndarray) -> bool:
+        return c.occlusion_margin_m is not None and board_occluded(mode, q, X_nominal, Y_nominal, model, kin, collision, c.occlusion_margin_m)
+
     total = c.count * c.candidates_per_pose
     tried, qs, poses = 0, [], []
     for i in order:
@@ -229,7 +283,7 @@ def generate_pose_plan(
         # every IK branch of the view, nearest the screened configuration first; the first collision-free one
         solutions = kin.ik_all(F @ T_flange_tcp)
         solutions = solutions[np.argsort(np.abs(solutions - samples[i]).sum(axis=1))]
-        q = next((s for s in solutions if not collision.in_collision(s, scene)), None)
+        q = next((s for s in solutions if not collision.in_collision(s, scene) and not occluded(s)), None)
         if q is None:
             continue
         qs.append(q)

@@ -1,7 +1,7 @@
 """A synthetic rig with a known answer: the PiPER's kinematics, a camera and a tag board, exactly placed.
 
-Until the MuJoCo simulation of the rig lands, this is where calibration is
-tested and benchmarked. The ground truth is the camera pose ``X_true`` and
+Calibration is tested and benchmarked here (in milliseconds) and in the
+MuJoCo Cobot Magic (:mod:`.mujoco_rig`, seconds). The ground truth is the camera pose ``X_true`` and
 the board mount ``Y_true`` (frames as in :mod:`dkt_grasping.calibration.solver`);
 the *nominal* values are what a user would start from (the rig file's
 current camera pose, a ruler-measured mount): a few centimetres and degrees
@@ -12,8 +12,9 @@ Two ways to observe a joint configuration:
 * :meth:`SyntheticRig.project`: the board's corners projected exactly, plus
   Gaussian noise of ``noise_px`` (the benchmark's ``--noise-px``);
 * :meth:`SyntheticRig.render`: a grey image of the printed board: real
-  tag36h11 patterns rendered by OpenCV (so turned 180 deg against the official
-  ones, hence ``pattern_rotation_deg: 180`` in :func:`synthetic_rig`'s boards),
+  tag36h11 patterns rendered by OpenCV, printed as the board's
+  ``pattern_rotation_deg`` says (180, as in :func:`synthetic_rig`'s boards:
+  OpenCV's renders as they are; 0: turned 180 deg into the official ones),
   warped by the board-plane homography with 4x supersampling and area
   averaging, over a textured background, with optional blur and sensor noise.
   The images go through the same detector as a camera's.
@@ -160,7 +161,9 @@ def render_board(model: BoardModel, T_camera_board: np.ndarray, intrinsics: Came
     for tag_id in model.ids:
         tag = model.tags[tag_id]
         cell = 16
-        tex = tag_texture(tag_id, cell).astype(np.float32)
+        tex = tag_texture(tag_id, cell).astype(np.float32)  # OpenCV's print
+        if model.pattern_rotation_deg == 0.0:
+            tex = tex[::-1, ::-1]  # the official print: OpenCV's turned 180 deg
         tex = _INK + tex * ((_PAPER - _INK) / 255.0)
         n = tex.shape[0]
         yaw = tag.yaw_deg

@@ -34,7 +34,7 @@ from dkt_grasping.calibration.collection import Collector, describe, run_auto
 from dkt_grasping.calibration.config import load_calibration_config
 from dkt_grasping.calibration.detection import SampleRejected
 from dkt_grasping.calibration.live import LiveRig, LiveRigConfig
-from dkt_grasping.calibration.poses import table_points
+from dkt_grasping.calibration.poses import REACH_WORKSPACE, table_points
 from dkt_grasping.piper_model import JOINT_NAMES
 from dkt_grasping.planning.base import GRIPPER_JOINT
 from dkt_stack import conversions as cv
@@ -43,9 +43,6 @@ from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
 from dkt_stack.ros.qos import qos_by_name
-
-#: The automatic poses leave the grasping workspace box: the planner gets a box as large as the arm's reach.
-REACH_WORKSPACE = {"x_min": -0.7, "x_max": 0.7, "y_min": -0.7, "y_max": 0.7, "z_min": -0.05, "z_max": 0.8}
 
 
 @dataclass

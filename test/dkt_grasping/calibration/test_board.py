@@ -45,12 +45,17 @@ def test_opencv_rendered_tag_is_turned_180_degrees():
     model = BoardModel(board)
     T = xyz_rpy_to_transform((0.03, -0.02, 0.42), (0.35, -0.25, 0.6))
     detector = DetectionConfig().detector(model)
-    dets, rejected = detector.detect(_image(model, T), D435_COLOUR)
+    opencv_print = BoardModel(board, pattern_rotation_deg=180.0)  # the renderer prints what the convention says
+    dets, rejected = detector.detect(_image(opencv_print, T), D435_COLOUR)
     assert not rejected and [d.id for d in dets] == [0]
     rz180 = make_transform(np.diag([-1.0, -1.0, 1.0]))
     mm, deg = pose_difference(dets[0].T_camera_tag, T @ rz180)
     assert mm < 1.0 and deg < 0.5, (mm, deg)
     assert pose_difference(dets[0].T_camera_tag, T)[1] > 179.0
+    # an official print (OpenCV's render turned back) is detected in the tag's own frame
+    dets, _ = detector.detect(_image(model, T), D435_COLOUR)
+    mm, deg = pose_difference(dets[0].T_camera_tag, T)
+    assert mm < 1.0 and deg < 0.5, (mm, deg)
     # with the print convention set, the board pose is the true one
     flipped = BoardModel(board, pattern_rotation_deg=180.0)
     det = detect_board(_image(flipped, T), D435_COLOUR, flipped, DetectionConfig())

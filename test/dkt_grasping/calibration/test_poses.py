@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dkt_grasping.calibration.poses import PosePlanConfig, board_in_view, correct_view, generate_pose_plan, table_points
+from dkt_grasping.calibration.poses import (
+    OCCLUDING_LINKS,
+    PosePlanConfig,
+    _segment_distances,
+    board_in_view,
+    board_occluded,
+    correct_view,
+    generate_pose_plan,
+    table_points,
+)
 from dkt_grasping.calibration.samples import FLANGE_FRAME
 from dkt_grasping.calibration.solver import motion
 from dkt_grasping.collision import ArmCollisionModel, SceneCollision
@@ -32,6 +41,34 @@ def test_plan_is_feasible_and_covers_two_axes(mode, rig_and_plan):
     # consecutive poses are ordered for short travel: no worse than visiting them in generation order
     steps = [np.max(np.abs(a - b)) for a, b in zip(plan.qs, plan.qs[1:])]
     assert np.median(steps) < np.radians(90)
+
+
+def test_segment_distances_match_brute_force():
+    rng = np.random.default_rng(3)
+    p0, p1 = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    s = np.linspace(0.0, 1.0, 401)
+    A = p0[:, None, :] + s[None, :, None] * (p1 - p0)[:, None, :]
+    for k in range(6):
+        a = rng.normal(size=3)
+        b = a if k == 0 else rng.normal(size=3)  # a degenerate (point) segment too
+        d = _segment_distances(p0, p1, a, b)
+        brute = np.linalg.norm(A[:, :, None, :] - (a + s[:, None] * (b - a))[None, None], axis=-1).min(axis=(1, 2))
+        assert np.all(d <= brute + 1e-12) and np.all(brute - d < 0.01)
+
+
+def test_board_hidden_behind_the_forearm_is_occluded(rig_and_plan):
+    """A camera placed on the line from the board through the forearm sees the forearm; moved clear of the arm, it does not."""
+    rig, plan = rig_and_plan("eye_to_hand")
+    kin, collision = rig.kinematics, ArmCollisionModel(rig.kinematics)
+    q = plan.qs[0]
+    assert not board_occluded("eye_to_hand", q, rig.X_nominal, rig.Y_nominal, rig.model, kin, collision, 0.01)  # the plan checked it
+    a, b, _ = collision.capsules(q)["forearm"]
+    board_centre = (kin.fk(q, frame=FLANGE_FRAME) @ rig.Y_nominal)[:3, 3]
+    middle = (a + b) / 2
+    behind = rig.X_nominal.copy()
+    behind[:3, 3] = middle + 0.5 * (middle - board_centre) / np.linalg.norm(middle - board_centre)
+    assert board_occluded("eye_to_hand", q, behind, rig.Y_nominal, rig.model, kin, collision, 0.01)
+    assert "forearm" in OCCLUDING_LINKS and "gripper" not in OCCLUDING_LINKS
 
 
 def test_correct_view_meets_the_limits():
