@@ -26,14 +26,14 @@ Pipeline (all in the robot base frame, metres):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
 from scipy.spatial import cKDTree
 
 from dkt_grasping.grasp import Grasp, grasp_nms
-from dkt_grasping.grasp_detection.base import EmptyCloudError, check_cloud, check_transform
+from dkt_grasping.grasp_detection.base import EmptyCloudError, check_cloud, check_target, check_transform
 from dkt_grasping.gripper import GripperConfig
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack.config import param
@@ -53,8 +53,8 @@ class AntipodalConfig:
     approach_angles_deg: list[float] = param(
         default_factory=lambda: [0.0, 30.0, -30.0, 60.0, -60.0], help="approach tilts about the closing axis, from top-down (deg)"
     )
-    closing_angles_deg: list[float] = param(
-        default_factory=lambda: [0.0, 45.0, 90.0, 135.0], help="closing directions tried for normal approaches (deg)"
+    closing_sweep_deg: float = param(
+        15.0, help="normal approaches: closing directions swept in this step to find where the object is narrowest (deg)"
     )
     base_lean_deg: list[float] = param(
         default_factory=lambda: [20.0, 35.0, 50.0],
@@ -86,6 +86,12 @@ class AntipodalConfig:
     max_grasps: int = param(40, help="grasps returned at most")
     grasps_per_seed: int = param(3, help="best candidates kept per seed point before NMS")
     table_clearance: float = param(0.003, help="gripper parts must stay this far above the table plane (m)")
+    max_normal_closing_tilt: float = param(
+        0.4, help="seeds whose normal is this close to horizontal (|normal . down| below it) also get grasps closing along the normal"
+    )
+    min_target_fraction: float = param(
+        0.8, help="with an operator target: share of the object points between the fingers that must be the target's (0..1)"
+    )
     seed: int = param(0, help="random seed (seed sampling and RANSAC)")
 
     def __post_init__(self):
@@ -95,6 +101,10 @@ class AntipodalConfig:
             raise ValueError(f"depths must be in [0, finger_length={self.gripper.finger_length}) m, got {self.depths}")
         if self.num_seeds < 1 or self.max_grasps < 1:
             raise ValueError("num_seeds and max_grasps must be >= 1")
+        if not 1.0 <= self.closing_sweep_deg <= 90.0:
+            raise ValueError(f"closing_sweep_deg must be in [1, 90] deg, got {self.closing_sweep_deg}")
+        if not 0.0 <= self.min_target_fraction <= 1.0:
+            raise ValueError(f"min_target_fraction must be in [0, 1], got {self.min_target_fraction}")
 
 
 @dataclass
@@ -106,6 +116,33 @@ class TabletopScene:
     object_mask: np.ndarray  # M bool: above the table
     table_normal: np.ndarray  # 3 unit, pointing up (base frame)
     table_offset: float  # plane n.p + offset = 0 (m); nan when no table was found
+    target_mask: np.ndarray | None = None  # M bool: the operator's target (None: no target given)
+    camera_position: np.ndarray | None = None  # 3, base frame (m): where the points were seen from
+    _rays: tuple | None = field(default=None, repr=False)
+
+    def mark_target(self, target_points: np.ndarray, radius: float) -> None:
+        """Set :attr:`target_mask`: the scene points within ``radius`` (m) of a target point (Kx3, base frame)."""
+        distance, _ = cKDTree(np.asarray(target_points, dtype=np.float64)).query(self.points, distance_upper_bound=radius)
+        self.target_mask = np.isfinite(distance)
+
+    def seen_free(self, points_base: np.ndarray, spacing: float, tolerance: float) -> np.ndarray:
+        """Which points (Kx3, base frame, m) the camera saw to be empty: the first surface on their line of sight
+        (scene points within about ``spacing`` m of it) lies more than ``tolerance`` m beyond them. Space behind a
+        seen surface (inside a box under its lid, behind a bottle) or without any measurement is not seen free."""
+        X = np.asarray(points_base, dtype=np.float64).reshape(-1, 3)
+        if self.camera_position is None or not len(X):
+            return np.zeros(len(X), dtype=bool)
+        if self._rays is None:
+            d = self.points - self.camera_position
+            r = np.linalg.norm(d, axis=1)
+            self._rays = (cKDTree(d / np.maximum(r, 1e-9)[:, None]), r)
+        tree, ranges = self._rays
+        d = X - self.camera_position
+        rx = np.linalg.norm(d, axis=1)
+        free = np.zeros(len(X), dtype=bool)
+        for i, near in enumerate(tree.query_ball_point(d / np.maximum(rx, 1e-9)[:, None], r=spacing / np.maximum(rx, 1e-9))):
+            free[i] = bool(near) and ranges[near].min() > rx[i] + tolerance
+        return free
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -184,21 +221,29 @@ class AntipodalGraspDetector:
             # Accept the plane as the table only if it is level-ish and (almost) nothing lies under it.
             if n @ up > np.cos(np.deg2rad(cfg.max_table_tilt_deg)) and np.mean(height < -3 * cfg.table_distance) < 0.05:
                 table_normal, offset, object_mask = n, float(d), height > cfg.object_min_height
-        return TabletopScene(P, N, object_mask, table_normal, offset)
+        return TabletopScene(P, N, object_mask, table_normal, offset, camera_position=np.asarray(camera_position, dtype=np.float64))
 
     # -- detection -----------------------------------------------------------------------------
-    def detect(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
+    def detect(
+        self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits, target: np.ndarray | None = None
+    ) -> list[Grasp]:
         """Grasps (base frame, PiPER gripper convention) sorted by score.
 
         points: float Nx3 camera optical frame (m); colors: uint8 Nx3 or None
         (unused); T_base_camera: 4x4 camera-to-base; workspace: base-frame box
-        for the grasp centres. Raises EmptyCloudError when nothing is usable.
+        for the grasp centres; target: bool (N,) over points or None, the
+        operator's object: seeds are drawn on it and a grasp is kept only when
+        at least ``min_target_fraction`` of the object points between its
+        fingers are the target's. Raises EmptyCloudError when nothing is usable.
         """
-        return self.select(self.candidates(points, colors, T_base_camera, workspace))
+        return self.select(self.candidates(points, colors, T_base_camera, workspace, target))
 
-    def candidates(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
+    def candidates(
+        self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits, target: np.ndarray | None = None
+    ) -> list[Grasp]:
         """Every checked grasp candidate before the final NMS (same arguments as :meth:`detect`), best first."""
         pts_cam, _ = check_cloud(points, colors)
+        on_target = check_target(target, points)
         T = check_transform(T_base_camera)
         pts = transform_points(T, pts_cam)
         inside = workspace.contains(pts)
@@ -210,6 +255,8 @@ class AntipodalGraspDetector:
         margin = self.config.gripper.flange_to_fingertip
         context = np.all((pts >= workspace.lower - margin) & (pts <= workspace.upper + margin), axis=1)
         scene = self.prepare_scene(pts[context], T[:3, 3])
+        if on_target is not None:
+            scene.mark_target(pts[on_target], self.config.voxel_size)
         return self.candidates_in_scene(scene, workspace)
 
     def select(self, grasps: list[Grasp]) -> list[Grasp]:
@@ -226,7 +273,10 @@ class AntipodalGraspDetector:
         cfg, g = self.config, self.config.gripper
         rng = np.random.default_rng(cfg.seed)
         P, N = scene.points, scene.normals
-        candidates_idx = np.flatnonzero(scene.object_mask & workspace.contains(P))
+        seedable = scene.object_mask & workspace.contains(P)
+        if scene.target_mask is not None:
+            seedable &= scene.target_mask
+        candidates_idx = np.flatnonzero(seedable)
         if len(candidates_idx) == 0:
             return []
         seeds = rng.choice(candidates_idx, size=min(cfg.num_seeds, len(candidates_idx)), replace=False)
@@ -235,17 +285,17 @@ class AntipodalGraspDetector:
         cos_f = np.cos(np.deg2rad(cfg.friction_angle_deg))
         down = -scene.table_normal
         reach = g.flange_to_fingertip + g.max_opening
-        partners = tree_obj.query_ball_point(P[seeds], r=g.max_opening - 2 * cfg.width_margin)
         # The table is handled as a plane; only object points are tested point-wise.
         neighbourhoods = tree_obj.query_ball_point(P[seeds], r=reach)
         plane = None if np.isnan(scene.table_offset) else (scene.table_normal, scene.table_offset)
         grasps: list[Grasp] = []
-        for s, partner_list, local_list in zip(seeds, partners, neighbourhoods):
-            frames = self._candidate_frames(P[s], N[s], P[obj_idx[partner_list]], N[obj_idx[partner_list]], down, cos_f)
+        for s, local_list in zip(seeds, neighbourhoods):
+            local = obj_idx[np.asarray(local_list, dtype=int)]
+            near = local[np.einsum("ij,ij->i", P[local] - P[s], P[local] - P[s]) < g.max_opening**2]  # within one opening
+            frames = self._candidate_frames(P[s], N[s], P[near], N[near], down, cos_f)
             if not frames:
                 continue
-            local = obj_idx[np.asarray(local_list, dtype=int)]
-            found = self._evaluate(frames, P[local], N[local], down, plane)
+            found = self._evaluate(frames, P[local], N[local], down, plane, None if scene.target_mask is None else scene.target_mask[local], scene)
             grasps.extend(sorted(found, key=lambda gr: -gr.score)[: cfg.grasps_per_seed])
         grasps = [gr for gr in grasps if workspace.contains(gr.position)]
         return grasp_nms(grasps, cfg.candidate_nms_translation, np.deg2rad(cfg.candidate_nms_rotation_deg))
@@ -275,7 +325,7 @@ class AntipodalGraspDetector:
             for lean in self._lean_directions(centre, g.approach, down):
                 z = _perpendicular(y, lean)
                 if z is not None:
-                    frames.append((centre, np.column_stack([_cross(y, z), y, z])))
+                    frames.append((centre, np.column_stack([_cross(y, z), y, z]), np.nan))
             local = np.asarray(tree.query_ball_point(centre, r=reach), dtype=int)
             if frames and len(local):
                 out.extend((i, v) for v in self._evaluate(frames, obj[local], obj_normals[local], down, plane))
@@ -300,76 +350,127 @@ class AntipodalGraspDetector:
         side /= norm
         return [reference * np.cos(t) + side * np.sin(t) for t in np.deg2rad(self.config.base_lean_deg)]
 
-    def _candidate_frames(self, p, n, Q, NQ, down, cos_f) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(centre, R) candidates for one seed point p with outward normal n (base frame)."""
+    def _approaches_about(self, centre: np.ndarray, y: np.ndarray, down: np.ndarray) -> list[np.ndarray]:
+        """Unit approaches perpendicular to the closing axis ``y``: from top-down (or, for a vertical ``y``, horizontal and
+        away from the robot base) turned about ``y`` by ``approach_angles_deg``, plus the lean toward the base."""
+        base = _perpendicular(y, down)
+        if base is None:  # closing axis vertical: approach horizontally, away from the robot base
+            base = _perpendicular(y, np.array([centre[0], centre[1], 0.0]) + 1e-9)
+        if base is None:
+            return []
+        side = _cross(y, base)
+        approaches = [base * np.cos(a) + side * np.sin(a) for a in np.deg2rad(self.config.approach_angles_deg)]
+        # Leaning toward the base: the lean directions projected into the plane the closing axis allows.
+        for lean in self._lean_directions(centre, base, down):
+            z = _perpendicular(y, lean)
+            if z is not None and max(z @ a for a in approaches) < np.cos(np.deg2rad(8.0)):  # not a near-duplicate
+                approaches.append(z)
+        return approaches
+
+    def _candidate_frames(self, p, n, Q, NQ, down, cos_f) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """(centre, R, anchor) candidates for one seed point p with outward normal n (base frame); Q, NQ: the
+        object points within one opening of it and their normals.
+
+        anchor: where the seed lies on the closing axis (gripper y, m from the centre): the fingers close on the
+        stretch of points around it (a cup's wall, not the cup), NaN: on everything between them.
+        """
+        cfg, g = self.config, self.config.gripper
         frames = []
-        # Antipodal pair: nearest opposing contact q inside both friction cones.
+        # Antipodal pair: nearest opposing contact q inside both friction cones; closing axis = the contact line.
         if len(Q):
             d = Q - p
             dist = np.sqrt(np.einsum("ij,ij->i", d, d))
             u = d / np.maximum(dist, 1e-9)[:, None]
-            ok = (dist > 1e-3) & (u @ -n > cos_f) & (np.einsum("ij,ij->i", NQ, u) > cos_f)
+            ok = (dist > 1e-3) & (dist <= g.max_opening - 2 * cfg.width_margin) & (u @ -n > cos_f) & (np.einsum("ij,ij->i", NQ, u) > cos_f)
             if ok.any():
                 k = np.flatnonzero(ok)[np.argmin(dist[ok])]
-                y = u[k]
-                centre = (p + Q[k]) / 2
-                base = _perpendicular(y, down)
-                if base is None:  # closing axis vertical: approach horizontally, away from the robot base
-                    base = _perpendicular(y, np.array([centre[0], centre[1], 0.0]) + 1e-9)
-                if base is not None:
-                    side = _cross(y, base)
-                    approaches = [base * np.cos(a) + side * np.sin(a) for a in np.deg2rad(self.config.approach_angles_deg)]
-                    # Leaning toward the base: the lean directions projected into the plane the closing axis allows.
-                    for lean in self._lean_directions(centre, base, down):
-                        z = _perpendicular(y, lean)
-                        if z is not None and max(z @ a for a in approaches) < np.cos(np.deg2rad(8.0)):  # not a near-duplicate
-                            approaches.append(z)
-                    for z in approaches:
-                        frames.append((centre, np.column_stack([_cross(y, z), y, z])))
-        # Normal approach: along -n (and leaning from it toward the base), unless that would come from below the table.
+                y, centre = u[k], (p + Q[k]) / 2
+                frames += [(centre, np.column_stack([_cross(y, z), y, z]), np.nan) for z in self._approaches_about(centre, y, down)]
+        # Closing along the seed's normal (a pad flat on the seen surface: exactly antipodal on a box face or a
+        # cylinder, whatever the far side looks like).
+        if abs(n @ down) < cfg.max_normal_closing_tilt:
+            frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0) for z in self._approaches_about(p, n, down)]
+        # Normal approach: onto the seed from above its surface, closing where the object is narrowest seen along
+        # -n (on a box across two faces, on a cylinder through its axis, on a cup's rim across the wall), with
+        # the approaches about that closing axis; not from below the table.
         if -n @ down > -0.25:
-            for z in [-n, *self._lean_directions(p, -n, down)]:
-                if z @ down <= -0.25:
-                    continue
-                ref = _perpendicular(z, np.array([1.0, 0.0, 0.0]))
-                if ref is None:
-                    ref = _perpendicular(z, np.array([0.0, 1.0, 0.0]))
-                side = _cross(z, ref)
-                for a in np.deg2rad(self.config.closing_angles_deg):
-                    y = ref * np.cos(a) + side * np.sin(a)
-                    frames.append((p, np.column_stack([_cross(y, z), y, z])))
+            for y in self._narrowest_closings(p, -n, Q):
+                frames += [(p, np.column_stack([_cross(y, z), y, z]), 0.0) for z in self._approaches_about(p, y, down) if z @ down > -0.25]
         return frames
 
-    def _evaluate(self, frames, Q, NQ, down, plane) -> list[Grasp]:
+    def _narrowest_closings(self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, keep: int = 2) -> list[np.ndarray]:
+        """Closing axes perpendicular to the approach ``z`` across which the object at seed ``p`` is narrowest.
+
+        Sweeps the closing direction in ``closing_sweep_deg`` steps; for each, the stretch of points Q (base
+        frame, near the seed) between fingers placed at the deepest fixed depth, around the seed and up to a
+        gap a finger could enter (see :meth:`_closing_span`). Returns the ``keep`` narrowest local minima of
+        that width that fit the opening: where both pads meet the outline squarely (for an extruded outline
+        a width minimum is an antipodal pair), even when the camera saw neither side's face.
+        """
+        cfg, g = self.config, self.config.gripper
+        if not len(Q):
+            return []
+        ref = _perpendicular(z, np.array([1.0, 0.0, 0.0]))
+        if ref is None:
+            ref = _perpendicular(z, np.array([0.0, 1.0, 0.0]))
+        angles = np.deg2rad(np.arange(0.0, 180.0, cfg.closing_sweep_deg))
+        Y = np.cos(angles)[:, None] * ref + np.sin(angles)[:, None] * _cross(z, ref)  # (A, 3)
+        d = Q - p
+        ys, xs, zs = Y @ d.T, np.cross(Y, z) @ d.T, d @ z  # (A, M), (A, M), (M,)
+        depth = max(cfg.depths)
+        inside = (np.abs(xs) < g.finger_width / 2) & ((zs > depth - g.finger_length) & (zs < depth))[None] & (np.abs(ys) < g.max_opening)
+        ymin, ymax = self._closing_span(np.where(inside, ys, np.nan), np.zeros(len(Y)))
+        width = np.where(np.isfinite(ymax - ymin), ymax - ymin, np.inf)
+        fits = width + 2 * cfg.width_margin <= g.max_opening
+        minimum = fits & (width <= np.roll(width, 1)) & (width <= np.roll(width, -1))  # the sweep is cyclic: y and -y are one axis
+        order = [i for i in np.argsort(width, kind="stable") if minimum[i]]
+        return [Y[i] for i in order[:keep]]
+
+    def _evaluate(self, frames, Q, NQ, down, plane, target=None, scene: TabletopScene | None = None) -> list[Grasp]:
         """Check and score all (frame, depth) candidates of one seed.
 
         Q, NQ: nearby object points and normals (base frame); plane: table
-        (unit normal, offset) or None.
+        (unit normal, offset) or None; target: bool per point of Q (the
+        operator's object) or None; scene: for its free-space test (without
+        it a finger never goes into a gap between points).
         """
         cfg, g = self.config, self.config.gripper
         depths = np.asarray(sorted(cfg.depths, reverse=True))
-        C = np.array([c for c, _ in frames])
-        R = np.array([r for _, r in frames])
-        nf, nd = len(frames), len(depths)
+        C = np.array([c for c, _, _ in frames])
+        R = np.array([r for _, r, _ in frames])
         # Points in each candidate gripper frame: (F, M, 3); depth only shifts the boxes along z.
         L = (Q[None] - C[:, None]) @ R
+        # Each frame also gets the deepest reach that keeps the palm and body just behind the points under them
+        # (the hand slid forward until it meets the object, as far as it goes): a grasp on the top of a side
+        # seen lower down, under a box's lid or a cup's rim.
+        fit = self._contact_depth(L)
+        fit = np.where(fit < depths.min() - 0.002, fit, np.nan)[:, None]  # only where the fixed depths are too deep
+        depth_table = np.concatenate([np.tile(depths, (len(frames), 1)), fit], axis=1)  # (F, nd)
+        nf, nd = depth_table.shape
         x, y, z = np.abs(L[..., 0]), L[..., 1], L[..., 2]
         ny = (NQ @ R[:, :, 1].T).T
         x, y, z, ny = (np.repeat(a[:, None], nd, axis=1).reshape(nf * nd, -1) for a in (x, y, z, ny))
-        dep = np.tile(depths, nf)[:, None]
+        dep = depth_table.reshape(-1, 1)
+        usable = np.isfinite(dep[:, 0])
+        dep = np.where(np.isfinite(dep), dep, depths.min())
         Rk = np.repeat(R, nd, axis=0)
         Ck = np.repeat(C, nd, axis=0)
         in_x = x < g.finger_width / 2
         in_z = (z > dep - g.finger_length) & (z < dep)
-        region = in_x & in_z & (np.abs(y) < g.max_opening / 2)
+        anchors = np.repeat([a for _, _, a in frames], nd)
+        # Between the fingers: around the centre; for a frame anchored at its seed, anywhere the seed's stretch may go.
+        window = np.where(np.isnan(anchors), g.max_opening / 2, g.max_opening)
+        region = in_x & in_z & (np.abs(y) < window[:, None])
+        ymin, ymax = self._closing_span(np.where(region, y, np.nan), anchors, Ck, Rk, dep[:, 0], scene)
+        region &= (y >= ymin[:, None]) & (y <= ymax[:, None])  # what the pads close on; the rest must clear the fingers
         count = region.sum(axis=1)
-        ymin = np.where(region, y, np.inf).min(axis=1)
-        ymax = np.where(region, y, -np.inf).max(axis=1)
         opening = ymax - ymin + 2 * cfg.width_margin
-        valid = (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
+        valid = usable & (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
+        if target is not None:  # the fingers must close on the operator's object, not on a neighbour
+            valid &= (region & target[None, :]).sum(axis=1) >= cfg.min_target_fraction * count
         if not valid.any():
             return []
-        shift = np.where(valid, (ymin + ymax) / 2, 0.0)
+        shift = np.where(valid, (np.where(valid, ymin, 0.0) + np.where(valid, ymax, 0.0)) / 2, 0.0)
         opening = np.where(valid, opening, g.max_opening)
         ys = np.abs(y - shift[:, None])
         half = opening[:, None] / 2
@@ -388,9 +489,15 @@ class AntipodalGraspDetector:
         band = 0.003
         lo = region & (y < ymin[:, None] + band)
         hi = region & (y > ymax[:, None] - band)
-        n_lo = np.where(lo, ny, 0).sum(axis=1) / np.maximum(lo.sum(axis=1), 1)
-        n_hi = np.where(hi, ny, 0).sum(axis=1) / np.maximum(hi.sum(axis=1), 1)
+        # The contact normal of a side: its surface most squarely facing the pad (points along an edge also carry
+        # the neighbouring face's normals, e.g. a box's top, which the pad does not press on).
+        n_lo = np.where(lo, ny, np.inf).min(axis=1, initial=np.inf)
+        n_hi = np.where(hi, ny, -np.inf).max(axis=1, initial=-np.inf)
+        n_lo, n_hi = np.where(np.isfinite(n_lo), n_lo, 0.0), np.where(np.isfinite(n_hi), n_hi, 0.0)
         antipodal = 0.5 * (np.clip(-n_lo, 0, 1) + np.clip(n_hi, 0, 1))
+        # Neither side's face seen (the top of a box or a cup's rim, seen from above): a frame closing where the
+        # object is narrowest, or along the seed's normal, still meets the outline squarely on both sides.
+        antipodal = np.where(~np.isnan(anchors) & (np.abs(n_lo) < 0.3) & (np.abs(n_hi) < 0.3), 0.5, antipodal)
         # A side whose surface was seen facing the finger (|normal . closing| >= 0.3) must lie inside the friction
         # cone, or the pad slides off (a pinch across a box corner); an unseen side (occluded) is not judged here.
         cos_f = np.cos(np.deg2rad(cfg.friction_angle_deg))
@@ -407,7 +514,7 @@ class AntipodalGraspDetector:
         outside = ~(in_x & in_z & (ys < half))
         dist = np.where(outside, np.sqrt(dx * dx + dy * dy + dz * dz), np.inf).min(axis=1)
         clearance = np.clip(dist / cfg.clearance_reference, 0, 1)
-        depth_term = dep[:, 0] / depths.max() if depths.max() > 0 else np.ones(len(dep))
+        depth_term = np.clip(dep[:, 0] / depths.max(), 0, 1) if depths.max() > 0 else np.ones(len(dep))
         score = (
             cfg.weight_antipodal * antipodal
             + cfg.weight_approach * approach
@@ -418,9 +525,63 @@ class AntipodalGraspDetector:
         for k in np.flatnonzero(valid):
             pose = np.eye(4)
             pose[:3, :3] = Rk[k]
-            pose[:3, 3] = Ck[k] + shift[k] * Rk[k][:, 1]
-            out.append(Grasp(pose=pose, width=float(opening[k]), score=float(score[k]), depth=float(dep[k, 0])))
+            # a reach shallower than the fixed depths: the centre moves back with the hand (fingertips stay put)
+            back = min(dep[k, 0] - depths.min(), 0.0)
+            pose[:3, 3] = Ck[k] + shift[k] * Rk[k][:, 1] + back * Rk[k][:, 2]
+            out.append(Grasp(pose=pose, width=float(opening[k]), score=float(score[k]), depth=float(dep[k, 0] - back)))
         return out
+
+    def _contact_depth(self, L: np.ndarray) -> np.ndarray:
+        """Per frame, the fingertip depth (m, along the approach from the frame centre) at which the palm, or the
+        gripper body behind it, comes within 2 mm of the nearest point in front of it; inf when none is.
+
+        L: (F, M, 3) object points in each candidate gripper frame (m)."""
+        g = self.config.gripper
+        x, y, z = np.abs(L[..., 0]), np.abs(L[..., 1]), L[..., 2]
+        palm = (x < g.palm_width / 2) & (y < g.max_opening / 2 + g.finger_thickness)
+        body = (x < g.body_half_extent) & (y < g.body_half_extent)
+        palm_fit = np.where(palm, z, np.inf).min(axis=1, initial=np.inf) + g.finger_length
+        body_fit = np.where(body, z, np.inf).min(axis=1, initial=np.inf) + g.finger_length + g.palm_depth
+        return np.minimum(palm_fit, body_fit) - 0.002
+
+    def _closing_span(self, y: np.ndarray, anchors: np.ndarray, C=None, R=None, depth=None, scene=None) -> tuple[np.ndarray, np.ndarray]:
+        """(ymin, ymax) per candidate of the points the pads close on.
+
+        y (K, M): closing-axis coordinates of the points between the fingers (NaN elsewhere); anchors (K,) m or
+        NaN; C (K, 3), R (K, 3, 3), depth (K,): the candidate frames (base frame, m); scene: the free-space test.
+        Without an anchor, every point between the fingers. With one, the stretch of points around it up to a
+        gap a finger could enter (``finger_thickness`` + 2 ``width_margin``), if the camera saw that finger's
+        place empty (inside a cup, between two objects; not inside a box under its lid): the finger then goes
+        there and the pads close on the stretch alone (a cup's wall). Without frames (``C`` None), every such
+        gap counts (a first, optimistic look).
+        """
+        g, cfg = self.config.gripper, self.config
+        s = np.sort(y, axis=1)  # NaN last
+        seen = ~np.isnan(y)
+        lo_all, hi_all = np.min(y, axis=1, initial=np.inf, where=seen), np.max(y, axis=1, initial=-np.inf, where=seen)
+        ymin, ymax = lo_all.copy(), hi_all.copy()
+        anchored = ~np.isnan(anchors)
+        if (C is not None and scene is None) or not anchored.any():
+            return ymin, ymax
+        with np.errstate(invalid="ignore"):
+            breaks = np.diff(s, axis=1) >= g.finger_thickness + 2 * cfg.width_margin  # (K, M - 1): a gap between s[j] and s[j + 1]
+        a = anchors[:, None]
+        # the anchor's stretch: from the first point after the last gap below it to the last point before the first gap above it
+        lo = np.where(breaks & (s[:, 1:] <= a), s[:, 1:], -np.inf).max(axis=1, initial=-np.inf)
+        hi = np.where(breaks & (s[:, :-1] >= a), s[:, :-1], np.inf).min(axis=1, initial=np.inf)
+        if C is None:
+            return np.where(anchored & np.isfinite(lo), lo, ymin), np.where(anchored & np.isfinite(hi), hi, ymax)
+        z = depth[:, None] - g.finger_length * np.array([0.15, 0.5, 0.85])  # along each finger (gripper frame)
+        for bound, side, out in ((lo, -1.0, ymin), (hi, 1.0, ymax)):
+            k = np.flatnonzero(anchored & np.isfinite(bound))
+            if not len(k):
+                continue
+            yf = bound[k] + side * (cfg.width_margin + g.finger_thickness / 2)  # that finger's centre line
+            local = np.stack([np.zeros((len(k), 3)), np.repeat(yf[:, None], 3, axis=1), z[k]], axis=-1)  # (k, 3, 3)
+            X = C[k, None] + np.einsum("kij,kpj->kpi", R[k], local)
+            free = scene.seen_free(X.reshape(-1, 3), cfg.voxel_size, cfg.voxel_size).reshape(len(k), 3).all(axis=1)
+            out[k[free]] = bound[k[free]]
+        return ymin, ymax
 
     def _above_table(self, C, R, shift, opening, depth, plane) -> np.ndarray:
         """Mask of candidates whose gripper boxes all stay ``table_clearance`` above the table plane."""

@@ -30,9 +30,15 @@ class ExecutableGraspDetector:
         self.detector, self.checker = detector, checker
         self.last: RankedGrasps | None = None  #: the latest ranking: kept grasps and drop counts by reason
 
-    def detect(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
-        """Executable grasps (base frame), best first; the same arguments as any detector's ``detect``."""
-        candidates = self.detector.candidates(points, colors, T_base_camera, workspace)
+    def detect(
+        self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits, target: np.ndarray | None = None
+    ) -> list[Grasp]:
+        """Executable grasps (base frame), best first; the same arguments as any detector's ``detect``.
+
+        With a ``target`` (bool (N,) over points: the operator's object) the detector keeps only candidates
+        closing on it *before* they are checked and ranked, so the final NMS and its cap see the target's alone.
+        """
+        candidates = self.detector.candidates(points, colors, T_base_camera, workspace, target)
         pts, _ = check_cloud(points, colors)
         T = check_transform(T_base_camera)
         self.last = self.checker.rank(candidates, transform_points(T, pts))
