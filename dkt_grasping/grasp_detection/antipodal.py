@@ -325,7 +325,7 @@ class AntipodalGraspDetector:
             for lean in self._lean_directions(centre, g.approach, down):
                 z = _perpendicular(y, lean)
                 if z is not None:
-                    frames.append((centre, np.column_stack([_cross(y, z), y, z]), np.nan))
+                    frames.append((centre, np.column_stack([_cross(y, z), y, z]), np.nan, False))
             local = np.asarray(tree.query_ball_point(centre, r=reach), dtype=int)
             if frames and len(local):
                 out.extend((i, v) for v in self._evaluate(frames, obj[local], obj_normals[local], down, plane))
@@ -367,12 +367,13 @@ class AntipodalGraspDetector:
                 approaches.append(z)
         return approaches
 
-    def _candidate_frames(self, p, n, Q, NQ, down, cos_f) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """(centre, R, anchor) candidates for one seed point p with outward normal n (base frame); Q, NQ: the
-        object points within one opening of it and their normals.
+    def _candidate_frames(self, p, n, Q, NQ, down, cos_f) -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
+        """(centre, R, anchor, outline) candidates for one seed point p with outward normal n (base frame); Q, NQ:
+        the object points within one opening of it and their normals.
 
         anchor: where the seed lies on the closing axis (gripper y, m from the centre): the fingers close on the
-        stretch of points around it (a cup's wall, not the cup), NaN: on everything between them.
+        stretch of points around it (a cup's wall, not the cup), NaN: on everything between them. outline: the
+        closing axis was chosen where the outline seen from above is narrowest.
         """
         cfg, g = self.config, self.config.gripper
         frames = []
@@ -385,17 +386,17 @@ class AntipodalGraspDetector:
             if ok.any():
                 k = np.flatnonzero(ok)[np.argmin(dist[ok])]
                 y, centre = u[k], (p + Q[k]) / 2
-                frames += [(centre, np.column_stack([_cross(y, z), y, z]), np.nan) for z in self._approaches_about(centre, y, down)]
+                frames += [(centre, np.column_stack([_cross(y, z), y, z]), np.nan, False) for z in self._approaches_about(centre, y, down)]
         # Closing along the seed's normal (a pad flat on the seen surface: exactly antipodal on a box face or a
         # cylinder, whatever the far side looks like).
         if abs(n @ down) < cfg.max_normal_closing_tilt:
-            frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0) for z in self._approaches_about(p, n, down)]
+            frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0, False) for z in self._approaches_about(p, n, down)]
         # Normal approach: onto the seed from above its surface, closing where the object is narrowest seen along
         # -n (on a box across two faces, on a cylinder through its axis, on a cup's rim across the wall), with
         # the approaches about that closing axis; not from below the table.
         if -n @ down > -0.25:
             for y in self._narrowest_closings(p, -n, Q):
-                frames += [(p, np.column_stack([_cross(y, z), y, z]), 0.0) for z in self._approaches_about(p, y, down) if z @ down > -0.25]
+                frames += [(p, np.column_stack([_cross(y, z), y, z]), 0.0, True) for z in self._approaches_about(p, y, down) if z @ down > -0.25]
         return frames
 
     def _narrowest_closings(self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, keep: int = 2) -> list[np.ndarray]:
@@ -436,8 +437,8 @@ class AntipodalGraspDetector:
         """
         cfg, g = self.config, self.config.gripper
         depths = np.asarray(sorted(cfg.depths, reverse=True))
-        C = np.array([c for c, _, _ in frames])
-        R = np.array([r for _, r, _ in frames])
+        C = np.array([f[0] for f in frames])
+        R = np.array([f[1] for f in frames])
         # Points in each candidate gripper frame: (F, M, 3); depth only shifts the boxes along z.
         L = (Q[None] - C[:, None]) @ R
         # Each frame also gets the deepest reach that keeps the palm and body just behind the points under them
@@ -457,7 +458,7 @@ class AntipodalGraspDetector:
         Ck = np.repeat(C, nd, axis=0)
         in_x = x < g.finger_width / 2
         in_z = (z > dep - g.finger_length) & (z < dep)
-        anchors = np.repeat([a for _, _, a in frames], nd)
+        anchors = np.repeat([f[2] for f in frames], nd)
         # Between the fingers: around the centre; for a frame anchored at its seed, anywhere the seed's stretch may go.
         window = np.where(np.isnan(anchors), g.max_opening / 2, g.max_opening)
         region = in_x & in_z & (np.abs(y) < window[:, None])
@@ -496,8 +497,16 @@ class AntipodalGraspDetector:
         n_lo, n_hi = np.where(np.isfinite(n_lo), n_lo, 0.0), np.where(np.isfinite(n_hi), n_hi, 0.0)
         antipodal = 0.5 * (np.clip(-n_lo, 0, 1) + np.clip(n_hi, 0, 1))
         # Neither side's face seen (the top of a box or a cup's rim, seen from above): a frame closing where the
-        # object is narrowest, or along the seed's normal, still meets the outline squarely on both sides.
-        antipodal = np.where(~np.isnan(anchors) & (np.abs(n_lo) < 0.3) & (np.abs(n_hi) < 0.3), 0.5, antipodal)
+        # object's outline is narrowest still meets it squarely on both sides (walls below an edge taken upright).
+        outline = np.repeat([o for *_, o in frames], nd)
+        if outline.any():
+            # a frame chosen by the outline's width: each end not seen squarely must be the edge of a surface seen
+            # from above (a top face, a rim), or the pads close on a strip of a side wall that turns away
+            up = NQ @ -down
+            up_lo = np.where(lo, up[None], 0).sum(axis=1) / np.maximum(lo.sum(axis=1), 1)
+            up_hi = np.where(hi, up[None], 0).sum(axis=1) / np.maximum(hi.sum(axis=1), 1)
+            valid &= ~outline | (((np.abs(n_lo) >= 0.3) | (up_lo >= 0.7)) & ((np.abs(n_hi) >= 0.3) | (up_hi >= 0.7)))
+            antipodal = np.where(outline & (np.abs(n_lo) < 0.3) & (np.abs(n_hi) < 0.3), 0.5, antipodal)
         # A side whose surface was seen facing the finger (|normal . closing| >= 0.3) must lie inside the friction
         # cone, or the pad slides off (a pinch across a box corner); an unseen side (occluded) is not judged here.
         cos_f = np.cos(np.deg2rad(cfg.friction_angle_deg))
