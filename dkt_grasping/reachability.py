@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from dkt_grasping.collision import ArmCollisionConfig, ArmCollisionModel, SceneCollision
 from dkt_grasping.grasp import Grasp
@@ -34,7 +35,7 @@ from dkt_grasping.piper_model import DEFAULT_DH_IS_OFFSET, DEFAULT_TCP_OFFSET, D
 from dkt_stack.config import param
 
 #: Why a grasp was dropped, in the order the checks run (the first failing one is reported).
-DROP_REASONS = ("out_of_reach", "joint_limits", "wrist_flip", "self_collision", "scene_collision")
+DROP_REASONS = ("out_of_reach", "joint_limits", "wrist_flip", "self_collision", "scene_collision", "approach_collision")
 _HALF_TURN_Z = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -78,7 +79,12 @@ class ReachabilityConfig:
     line_steps: int = param(8, help="IK poses along the approach and the lift when they are followed pose by pose (the planner's cartesian_steps)")
     max_line_deviation: float = param(0.005, help="a joint interpolation is a straight tool motion when the tcp stays this close to the line (m)")
     max_line_rotation_deg: float = param(10.0, help="... and turns less than this from the grasp orientation on the way (deg)")
-    check_scene: bool = param(True, help="also require the arm to be free of the scene cloud at the pre-grasp")
+    check_scene: bool = param(
+        True, help="also require the arm to be free of the scene cloud at the pre-grasp, and of the scene beyond the object on the approach and lift"
+    )
+    target_clearance_radius: float = param(
+        0.06, help="scene points this close to the grasp are the object, ignored on the approach and lift (m; the planner's)"
+    )
     margin_weight: float = param(0.3, help="ranking: score = (1 - w) * grasp quality + w * reach score")
     margin_reference: float = param(0.25, help="joint-limit margin (fraction of half the joint range) that earns the full reach score")
     manipulability_reference: float = param(0.02, help="Yoshikawa manipulability at the grasp that earns the full reach score")
@@ -178,8 +184,9 @@ class ReachabilityChecker:
         cos_turn = (np.einsum("...ij,...ij->...", F[..., :3, :3], T_to[..., None, :3, :3]) - 1.0) / 2.0
         return np.all((off <= cfg.max_line_deviation) & (cos_turn >= np.cos(np.deg2rad(cfg.max_line_rotation_deg))), axis=-1)
 
-    def check(self, grasps: list[Grasp], scene: SceneCollision | np.ndarray | None = None) -> list[GraspReach]:
-        """One :class:`GraspReach` per grasp (same order). scene: base-frame points (m) or a prepared SceneCollision."""
+    def check(self, grasps: list[Grasp], scene: SceneCollision | np.ndarray | None = None, max_goals: int | None = None) -> list[GraspReach]:
+        """One :class:`GraspReach` per grasp (same order). scene: base-frame points (m) or a prepared SceneCollision;
+        max_goals: stop collecting a grasp's goals after this many (best joint-limit margin first; None: all)."""
         if not grasps:
             return []
         cfg = self.config
@@ -193,6 +200,13 @@ class ReachabilityChecker:
         _, exists = self.kin.ik_branches(poses[:, :, 1].reshape(-1, 4, 4))
         grasp_exists = exists.reshape(len(grasps), 2, 8).any(axis=(1, 2))
         ends_valid = valid.any(axis=-1).all(axis=-1)  # (N, 2): every key pose has a solution within the limits
+        trees: list[cKDTree] = []
+
+        def scene_tree() -> cKDTree:  # built once per call, when a grasp gets that far
+            if not trees:
+                trees.append(cKDTree(scene.points))
+            return trees[0]
+
         q, ok, step = self._goal_chains(lines, q, valid)  # chains (N, 2, 8): grasp solution k and its pre-grasp and lift partners
         smooth = ok & (step <= cfg.max_joint_step)
         margins = self.kin.limit_margin(q).min(axis=2)  # (N, 2, 8)
@@ -206,7 +220,7 @@ class ReachabilityChecker:
             elif not smooth[i].any():
                 reach.reason = "wrist_flip" if ok[i].any() else "joint_limits"  # a jump on the way, or the limits on the way
             else:
-                self._collect_goals(reach, poses[i], q[i], smooth[i], margins[i], scene)
+                self._collect_goals(reach, poses[i], q[i], smooth[i], margins[i], scene, scene_tree, max_goals)
             out.append(reach)
         return out
 
@@ -262,26 +276,64 @@ class ReachabilityChecker:
             current = np.where(np.isfinite(d)[:, None], q[np.arange(len(best)), s, best], current)
         return current, complete, max_step
 
-    def _collect_goals(self, reach: GraspReach, poses, q, smooth, margins, scene) -> None:
+    def _collect_goals(self, reach: GraspReach, poses, q, smooth, margins, scene, scene_tree, max_goals=None) -> None:
         """Goals of one grasp that pass the collision checks, best margin first; sets the reason when none does."""
         reasons = set()
+        check_scene = self.config.check_scene and scene is not None
         for f, k in sorted(zip(*np.nonzero(smooth)), key=lambda fk: -margins[fk]):
+            if max_goals is not None and len(reach.goals) >= max_goals:
+                break
             q_pre, q_grasp, q_lift = q[f, 0, k], q[f, 1, k], q[f, 2, k]
             if any(self.collision.colliding_links(qq, None) for qq in (q_pre, q_grasp, q_lift)):
                 reasons.add("self_collision")
                 continue
-            if self.config.check_scene and scene is not None and self.collision.in_collision(q_pre, scene):
+            if check_scene and self.collision.in_collision(q_pre, scene):
                 reasons.add("scene_collision")
+                continue
+            if check_scene and not self._motion_clear(q_pre, q_grasp, q_lift, reach.grasp.position, scene, scene_tree()):
+                reasons.add("approach_collision")
                 continue
             reach.goals.append(GraspGoal(poses[f, 1].copy(), q_pre.copy(), q_grasp.copy(), q_lift.copy(), bool(f), int(k), float(margins[f, k])))
         if not reach.goals:
-            reach.reason = "self_collision" if "self_collision" in reasons else "scene_collision"
+            reach.reason = next(r for r in ("self_collision", "scene_collision", "approach_collision") if r in reasons)
             return
         cfg = self.config
         reach.manipulability = self.kin.manipulability(reach.goals[0].q_grasp)
         reach.reach_score = float(
             min(np.clip(reach.goals[0].margin / cfg.margin_reference, 0, 1), np.clip(reach.manipulability / cfg.manipulability_reference, 0, 1))
         )
+
+    def _motion_clear(self, q_pre, q_grasp, q_lift, centre, scene: SceneCollision, tree: cKDTree) -> bool:
+        """Is the arm, fingers left out, clear of the scene beyond the object (points farther than
+        ``target_clearance_radius`` from the grasp centre) halfway and at the end of the approach and of the lift?
+
+        The planner checks these motions densely against the same scene; this is the cheap look that keeps
+        grasps it would refuse out of the ranking (points within a capsule's radius plus the scene margin and
+        half a voxel diagonal, the octree's resolution, count as a hit)."""
+        cfg = self.config
+        pad = cfg.collision.scene_margin + 0.87 * scene.voxel_size
+        segments = [
+            (a, b, r)
+            for q in (0.5 * (q_pre + q_grasp), q_grasp, 0.5 * (q_grasp + q_lift), q_lift)
+            for name, (a, b, r) in self.collision.capsules(q, include_fingers=False).items()
+            if name != "base"
+        ]
+        samples, radii, owner = [], [], []
+        for i, (a, b, r) in enumerate(segments):
+            n = max(int(np.ceil(np.linalg.norm(b - a) / r)), 1)
+            samples.append(a + np.linspace(0.0, 1.0, n + 1)[:, None] * (b - a))
+            radii.append(np.full(n + 1, r + pad + 0.5 * np.linalg.norm(b - a) / n))
+            owner.append(np.full(n + 1, i))
+        owner = np.concatenate(owner)
+        hits = tree.query_ball_point(np.concatenate(samples), np.concatenate(radii))
+        for i in np.unique(owner[[bool(h) for h in hits]]):
+            near = np.unique(np.concatenate([np.asarray(h, dtype=int) for h, o in zip(hits, owner) if o == i]))
+            P = scene.points[near]
+            P = P[np.linalg.norm(P - centre, axis=1) > cfg.target_clearance_radius]
+            a, b, r = segments[i]
+            if len(P) and _segment_distance(P, a, b).min() < r + pad:
+                return False
+        return True
 
     def goals(self, grasp: Grasp, scene: SceneCollision | None = None) -> list[GraspGoal]:
         """All collision-checked goals of one grasp (best margin first); empty when it cannot be executed."""
@@ -293,7 +345,7 @@ class ReachabilityChecker:
         combined = (1 - margin_weight) * quality + margin_weight * reach_score; the
         detector's score is the quality. Dropped grasps are counted by reason.
         """
-        reaches = self.check(grasps, scene)
+        reaches = self.check(grasps, scene, max_goals=1)  # the ranking needs the best goal only
         w = self.config.margin_weight
         kept, kept_reaches, dropped = [], [], Counter()
         for r in reaches:
@@ -305,3 +357,10 @@ class ReachabilityChecker:
             kept_reaches.append(r)
         order = sorted(range(len(kept)), key=lambda i: -kept[i].score)
         return RankedGrasps([kept[i] for i in order], [kept_reaches[i] for i in order], dropped)
+
+
+def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance (m) from points (N, 3) to the segment a-b."""
+    d = b - a
+    t = np.clip((points - a) @ d / max(float(d @ d), 1e-12), 0.0, 1.0)
+    return np.linalg.norm(points - (a + t[:, None] * d), axis=1)

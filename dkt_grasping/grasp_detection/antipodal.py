@@ -84,7 +84,10 @@ class AntipodalConfig:
     nms_translation: float = param(0.01, help="NMS: centres closer than this are duplicates (m)")
     nms_rotation_deg: float = param(30.0, help="NMS: orientations closer than this are duplicates (deg)")
     max_grasps: int = param(40, help="grasps returned at most")
-    grasps_per_seed: int = param(3, help="best candidates kept per seed point before NMS")
+    grasps_per_seed: int = param(
+        3, help="best candidates kept per seed point before NMS, each approaching at least 15 deg apart from the others (which ones "
+        "the arm reaches is decided later)"
+    )
     table_clearance: float = param(0.003, help="gripper parts must stay this far above the table plane (m)")
     max_normal_closing_tilt: float = param(
         0.4, help="seeds whose normal is this close to horizontal (|normal . down| below it) also get grasps closing along the normal"
@@ -143,6 +146,17 @@ class TabletopScene:
         for i, near in enumerate(tree.query_ball_point(d / np.maximum(rx, 1e-9)[:, None], r=spacing / np.maximum(rx, 1e-9))):
             free[i] = bool(near) and ranges[near].min() > rx[i] + tolerance
         return free
+
+
+def _distinct_approaches(grasps: list[Grasp], n: int, min_angle_deg: float = 15.0) -> list[Grasp]:
+    """The first ``n`` of ``grasps`` (best first) whose approach directions differ pairwise by ``min_angle_deg`` or more."""
+    cos_min, kept = np.cos(np.deg2rad(min_angle_deg)), []
+    for g in grasps:
+        if all(g.approach @ k.approach < cos_min for k in kept):
+            kept.append(g)
+            if len(kept) >= n:
+                break
+    return kept
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -296,7 +310,7 @@ class AntipodalGraspDetector:
             if not frames:
                 continue
             found = self._evaluate(frames, P[local], N[local], down, plane, None if scene.target_mask is None else scene.target_mask[local], scene)
-            grasps.extend(sorted(found, key=lambda gr: -gr.score)[: cfg.grasps_per_seed])
+            grasps.extend(_distinct_approaches(sorted(found, key=lambda gr: -gr.score), cfg.grasps_per_seed))
         grasps = [gr for gr in grasps if workspace.contains(gr.position)]
         return grasp_nms(grasps, cfg.candidate_nms_translation, np.deg2rad(cfg.candidate_nms_rotation_deg))
 
@@ -444,35 +458,44 @@ class AntipodalGraspDetector:
         # Each frame also gets the deepest reach that keeps the palm and body just behind the points under them
         # (the hand slid forward until it meets the object, as far as it goes): a grasp on the top of a side
         # seen lower down, under a box's lid or a cup's rim.
-        fit = self._contact_depth(L)
-        fit = np.where(fit < depths.min() - 0.002, fit, np.nan)[:, None]  # only where the fixed depths are too deep
-        depth_table = np.concatenate([np.tile(depths, (len(frames), 1)), fit], axis=1)  # (F, nd)
-        nf, nd = depth_table.shape
-        x, y, z = np.abs(L[..., 0]), L[..., 1], L[..., 2]
-        ny = (NQ @ R[:, :, 1].T).T
-        x, y, z, ny = (np.repeat(a[:, None], nd, axis=1).reshape(nf * nd, -1) for a in (x, y, z, ny))
-        dep = depth_table.reshape(-1, 1)
-        usable = np.isfinite(dep[:, 0])
-        dep = np.where(np.isfinite(dep), dep, depths.min())
-        Rk = np.repeat(R, nd, axis=0)
-        Ck = np.repeat(C, nd, axis=0)
+        # A fixed depth beyond that reach would put the palm into the object: it becomes that reach (once).
+        fit = self._contact_depth(L)[:, None]
+        depth_table = np.minimum(np.tile(depths, (len(frames), 1)), fit)  # (F, nd), deepest first
+        depth_table[:, 1:][depth_table[:, 1:] >= depth_table[:, :-1] - 1e-4] = np.nan  # a duplicate of the one before
+        nd = depth_table.shape[1]
+        # Rows: (frame, depth) candidates, dropped as soon as a check fails; columns: the points.
+        rows = np.flatnonzero(np.isfinite(depth_table.reshape(-1)))
+        fi = rows // nd
+        x, y, z, ny = np.abs(L[fi, :, 0]), L[fi, :, 1], L[fi, :, 2], (NQ @ R[fi, :, 1].T).T
+        dep = depth_table.reshape(-1)[rows][:, None]
+        anchors = np.array([f[2] for f in frames])[fi]
+        outline = np.array([f[3] for f in frames], dtype=bool)[fi]
+        Rk, Ck = R[fi], C[fi]
         in_x = x < g.finger_width / 2
         in_z = (z > dep - g.finger_length) & (z < dep)
-        anchors = np.repeat([f[2] for f in frames], nd)
         # Between the fingers: around the centre; for a frame anchored at its seed, anywhere the seed's stretch may go.
         window = np.where(np.isnan(anchors), g.max_opening / 2, g.max_opening)
         region = in_x & in_z & (np.abs(y) < window[:, None])
-        ymin, ymax = self._closing_span(np.where(region, y, np.nan), anchors, Ck, Rk, dep[:, 0], scene)
+        cols = np.flatnonzero(region.any(axis=0))  # the span only looks at points between some pair of fingers
+        ymin, ymax = self._closing_span(np.where(region[:, cols], y[:, cols], np.nan), anchors, Ck, Rk, dep[:, 0], scene)
         region &= (y >= ymin[:, None]) & (y <= ymax[:, None])  # what the pads close on; the rest must clear the fingers
         count = region.sum(axis=1)
         opening = ymax - ymin + 2 * cfg.width_margin
-        valid = usable & (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
+        valid = (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
         if target is not None:  # the fingers must close on the operator's object, not on a neighbour
             valid &= (region & target[None, :]).sum(axis=1) >= cfg.min_target_fraction * count
-        if not valid.any():
+
+        def keep(mask):
+            nonlocal x, y, z, ny, dep, anchors, outline, Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi
+            x, y, z, ny, dep, anchors, outline = x[mask], y[mask], z[mask], ny[mask], dep[mask], anchors[mask], outline[mask]
+            Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi = (
+                Rk[mask], Ck[mask], in_x[mask], in_z[mask], region[mask], ymin[mask], ymax[mask], opening[mask], count[mask], fi[mask]
+            )
+
+        keep(valid)
+        if not len(fi):
             return []
-        shift = np.where(valid, (np.where(valid, ymin, 0.0) + np.where(valid, ymax, 0.0)) / 2, 0.0)
-        opening = np.where(valid, opening, g.max_opening)
+        shift = (ymin + ymax) / 2
         ys = np.abs(y - shift[:, None])
         half = opening[:, None] / 2
         t = g.finger_thickness
@@ -481,11 +504,13 @@ class AntipodalGraspDetector:
         palm_hit = palm_z & (x < g.palm_width / 2) & (ys < g.max_opening / 2 + t)
         body_z = (z <= dep - g.finger_length - g.palm_depth) & (z > dep - g.flange_to_fingertip)
         body_hit = body_z & (x < g.body_half_extent) & (ys < g.body_half_extent)
-        valid &= ~np.any(finger_hit | palm_hit | body_hit, axis=1)
+        valid = ~np.any(finger_hit | palm_hit | body_hit, axis=1)
         if plane is not None:
             valid &= self._above_table(Ck, Rk, shift, opening, dep[:, 0], plane)
-        if not valid.any():
+        keep(valid)
+        if not len(fi):
             return []
+        shift, ys, half = shift[valid], ys[valid], half[valid]
         # Antipodality from the normals of the outermost points on each side of the closing region.
         band = 0.003
         lo = region & (y < ymin[:, None] + band)
@@ -496,9 +521,9 @@ class AntipodalGraspDetector:
         n_hi = np.where(hi, ny, -np.inf).max(axis=1, initial=-np.inf)
         n_lo, n_hi = np.where(np.isfinite(n_lo), n_lo, 0.0), np.where(np.isfinite(n_hi), n_hi, 0.0)
         antipodal = 0.5 * (np.clip(-n_lo, 0, 1) + np.clip(n_hi, 0, 1))
+        valid = np.ones(len(fi), dtype=bool)
         # Neither side's face seen (the top of a box or a cup's rim, seen from above): a frame closing where the
         # object's outline is narrowest still meets it squarely on both sides (walls below an edge taken upright).
-        outline = np.repeat([o for *_, o in frames], nd)
         if outline.any():
             # a frame chosen by the outline's width: each end not seen squarely must be the edge of a surface seen
             # from above (a top face, a rim), or the pads close on a strip of a side wall that turns away
@@ -514,6 +539,8 @@ class AntipodalGraspDetector:
         valid &= antipodal >= cfg.min_antipodality
         if not valid.any():
             return []
+        keep(valid)
+        shift, ys, half, antipodal = shift[valid], ys[valid], half[valid], antipodal[valid]
         approach = np.clip(Rk[:, :, 2] @ down, 0, 1)
         # Clearance: distance from points outside the closing region to the finger boxes.
         hx = g.finger_width / 2
@@ -531,7 +558,7 @@ class AntipodalGraspDetector:
             + cfg.weight_depth * depth_term
         )
         out = []
-        for k in np.flatnonzero(valid):
+        for k in range(len(fi)):
             pose = np.eye(4)
             pose[:3, :3] = Rk[k]
             # a reach shallower than the fixed depths: the centre moves back with the hand (fingertips stay put)

@@ -47,6 +47,7 @@ _REACH_FAILURE = {
     "wrist_flip": "unreachable",
     "self_collision": "collision",
     "scene_collision": "collision",
+    "approach_collision": "collision",
 }
 
 
@@ -101,6 +102,7 @@ class CpuGraspPlanner:
                 line_steps=c.cartesian_steps,
                 max_line_deviation=c.max_cartesian_deviation,
                 check_scene=True,
+                target_clearance_radius=c.target_clearance_radius,
             )
         )
         self.kin = self.reachability.kin
