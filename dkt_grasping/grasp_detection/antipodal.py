@@ -406,40 +406,51 @@ class AntipodalGraspDetector:
         if abs(n @ down) < cfg.max_normal_closing_tilt:
             frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0, False) for z in self._approaches_about(p, n, down)]
         # Normal approach: onto the seed from above its surface, closing where the object is narrowest seen along
-        # -n (on a box across two faces, on a cylinder through its axis, on a cup's rim across the wall), with
-        # the approaches about that closing axis; not from below the table.
+        # -n (a box across two faces, a disc or cylinder through its axis), with the approaches about that
+        # closing axis; not from below the table.
         if -n @ down > -0.25:
-            for y in self._narrowest_closings(p, -n, Q):
-                frames += [(p, np.column_stack([_cross(y, z), y, z]), 0.0, True) for z in self._approaches_about(p, y, down) if z @ down > -0.25]
+            for centre, y in self._narrowest_closings(p, -n, Q):
+                frames += [
+                    (centre, np.column_stack([_cross(y, z), y, z]), np.nan, True) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
+                ]
         return frames
 
-    def _narrowest_closings(self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, keep: int = 2) -> list[np.ndarray]:
-        """Closing axes perpendicular to the approach ``z`` across which the object at seed ``p`` is narrowest.
+    def _narrowest_closings(self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, keep: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(centre, closing axis) pairs perpendicular to the approach ``z`` across which the object at seed ``p``
+        is narrowest.
 
-        Sweeps the closing direction in ``closing_sweep_deg`` steps; for each, the stretch of points Q (base
-        frame, near the seed) between fingers placed at the deepest fixed depth, around the seed and up to a
-        gap a finger could enter (see :meth:`_closing_span`). Returns the ``keep`` narrowest local minima of
-        that width that fit the opening: where both pads meet the outline squarely (for an extruded outline
-        a width minimum is an antipodal pair), even when the camera saw neither side's face.
+        Sweeps the closing direction in ``closing_sweep_deg`` steps and measures the object's width along it:
+        the spread of the points Q (base frame, within one opening of the seed) at the fingers' reach along
+        ``z``. Returns the ``keep`` narrowest local minima that fit the opening, each centred between the two
+        lines that bound the object there, midway along the contacts on them. For an outline extruded along
+        the approach a width minimum is an antipodal pair (a box across two faces, a disc through its centre),
+        even where the camera saw neither side's face.
         """
         cfg, g = self.config, self.config.gripper
-        if not len(Q):
+        d = Q - p
+        zs = d @ z
+        depth = max(cfg.depths)
+        d = d[(zs > depth - g.finger_length) & (zs < depth)]
+        if len(d) < cfg.min_points_in_gripper:
             return []
         ref = _perpendicular(z, np.array([1.0, 0.0, 0.0]))
         if ref is None:
             ref = _perpendicular(z, np.array([0.0, 1.0, 0.0]))
         angles = np.deg2rad(np.arange(0.0, 180.0, cfg.closing_sweep_deg))
         Y = np.cos(angles)[:, None] * ref + np.sin(angles)[:, None] * _cross(z, ref)  # (A, 3)
-        d = Q - p
-        ys, xs, zs = Y @ d.T, np.cross(Y, z) @ d.T, d @ z  # (A, M), (A, M), (M,)
-        depth = max(cfg.depths)
-        inside = (np.abs(xs) < g.finger_width / 2) & ((zs > depth - g.finger_length) & (zs < depth))[None] & (np.abs(ys) < g.max_opening)
-        ymin, ymax = self._closing_span(np.where(inside, ys, np.nan), np.zeros(len(Y)))
-        width = np.where(np.isfinite(ymax - ymin), ymax - ymin, np.inf)
+        ys = Y @ d.T  # (A, M)
+        lo, hi = ys.min(axis=1), ys.max(axis=1)
+        width = hi - lo
         fits = width + 2 * cfg.width_margin <= g.max_opening
         minimum = fits & (width <= np.roll(width, 1)) & (width <= np.roll(width, -1))  # the sweep is cyclic: y and -y are one axis
-        order = [i for i in np.argsort(width, kind="stable") if minimum[i]]
-        return [Y[i] for i in order[:keep]]
+        out = []
+        for i in [i for i in np.argsort(width, kind="stable") if minimum[i]][:keep]:
+            X = _cross(Y[i], z)
+            xs = d @ X
+            on_lines = (ys[i] < lo[i] + cfg.voxel_size) | (ys[i] > hi[i] - cfg.voxel_size)
+            centre = p + X * xs[on_lines].mean() + Y[i] * (lo[i] + hi[i]) / 2
+            out.append((centre, Y[i]))
+        return out
 
     def _evaluate(self, frames, Q, NQ, down, plane, target=None, scene: TabletopScene | None = None) -> list[Grasp]:
         """Check and score all (frame, depth) candidates of one seed.
@@ -466,7 +477,8 @@ class AntipodalGraspDetector:
         # Rows: (frame, depth) candidates, dropped as soon as a check fails; columns: the points.
         rows = np.flatnonzero(np.isfinite(depth_table.reshape(-1)))
         fi = rows // nd
-        x, y, z, ny = np.abs(L[fi, :, 0]), L[fi, :, 1], L[fi, :, 2], (NQ @ R[fi, :, 1].T).T
+        xs, y, z, ny = L[fi, :, 0], L[fi, :, 1], L[fi, :, 2], (NQ @ R[fi, :, 1].T).T
+        x = np.abs(xs)
         dep = depth_table.reshape(-1)[rows][:, None]
         anchors = np.array([f[2] for f in frames])[fi]
         outline = np.array([f[3] for f in frames], dtype=bool)[fi]
@@ -486,8 +498,8 @@ class AntipodalGraspDetector:
             valid &= (region & target[None, :]).sum(axis=1) >= cfg.min_target_fraction * count
 
         def keep(mask):
-            nonlocal x, y, z, ny, dep, anchors, outline, Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi
-            x, y, z, ny, dep, anchors, outline = x[mask], y[mask], z[mask], ny[mask], dep[mask], anchors[mask], outline[mask]
+            nonlocal xs, x, y, z, ny, dep, anchors, outline, Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi
+            xs, x, y, z, ny, dep, anchors, outline = xs[mask], x[mask], y[mask], z[mask], ny[mask], dep[mask], anchors[mask], outline[mask]
             Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi = (
                 Rk[mask], Ck[mask], in_x[mask], in_z[mask], region[mask], ymin[mask], ymax[mask], opening[mask], count[mask], fi[mask]
             )
@@ -531,6 +543,11 @@ class AntipodalGraspDetector:
             up_lo = np.where(lo, up[None], 0).sum(axis=1) / np.maximum(lo.sum(axis=1), 1)
             up_hi = np.where(hi, up[None], 0).sum(axis=1) / np.maximum(hi.sum(axis=1), 1)
             valid &= ~outline | (((np.abs(n_lo) >= 0.3) | (up_lo >= 0.7)) & ((np.abs(n_hi) >= 0.3) | (up_hi >= 0.7)))
+            # ... and the outline must cross the closing axis squarely there: a chord across a disc off its centre
+            # is narrow, but its ends slant (the outline's slope beside each pad, within the friction cone)
+            blind = outline & ((np.abs(n_lo) < 0.3) | (np.abs(n_hi) < 0.3)) & valid
+            if blind.any():
+                valid[blind] &= self._outline_square(xs[blind], y[blind], in_z[blind], ymin[blind], ymax[blind])
             antipodal = np.where(outline & (np.abs(n_lo) < 0.3) & (np.abs(n_hi) < 0.3), 0.5, antipodal)
         # A side whose surface was seen facing the finger (|normal . closing| >= 0.3) must lie inside the friction
         # cone, or the pad slides off (a pinch across a box corner); an unseen side (occluded) is not judged here.
@@ -566,6 +583,24 @@ class AntipodalGraspDetector:
             pose[:3, 3] = Ck[k] + shift[k] * Rk[k][:, 1] + back * Rk[k][:, 2]
             out.append(Grasp(pose=pose, width=float(opening[k]), score=float(score[k]), depth=float(dep[k, 0] - back)))
         return out
+
+    def _outline_square(self, xs, y, in_z, ymin, ymax) -> np.ndarray:
+        """Per candidate: does the object's outline run square to the closing axis at each end of the closed-on
+        stretch, within the friction cone? xs, y (K, M): the points in the gripper frame (m); in_z (K, M): within
+        the fingers' reach along the approach; ymin, ymax (K,).
+
+        Beside a pad (one to two and a half finger widths off the closing axis) the outline may recede, not
+        reach out past the pad's line by more than the friction slope (a voxel of slack): a chord across a disc
+        off its centre is narrow, but there the disc runs on past the pad at a slant."""
+        g, cfg = self.config.gripper, self.config
+        tan_f = np.tan(np.deg2rad(cfg.friction_angle_deg))
+        beside = in_z & (np.abs(xs) > g.finger_width) & (np.abs(xs) < 2.5 * g.finger_width)
+        ok = np.ones(len(y), dtype=bool)
+        for sign, end in ((1.0, ymax), (-1.0, ymin)):
+            reach_out = sign * (y - end[:, None]) - cfg.voxel_size
+            slope = np.where(beside & (reach_out > 0), reach_out / np.maximum(np.abs(xs), 1e-6), 0.0).max(axis=1)
+            ok &= slope <= tan_f
+        return ok
 
     def _contact_depth(self, L: np.ndarray) -> np.ndarray:
         """Per frame, the fingertip depth (m, along the approach from the frame centre) at which the palm, or the
