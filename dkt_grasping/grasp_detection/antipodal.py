@@ -409,28 +409,32 @@ class AntipodalGraspDetector:
         # -n (a box across two faces, a disc or cylinder through its axis), with the approaches about that
         # closing axis; not from below the table.
         if -n @ down > -0.25:
-            for centre, y in self._narrowest_closings(p, -n, Q):
+            for centre, y in self._narrowest_closings(p, -n, Q, NQ, down):
                 frames += [
                     (centre, np.column_stack([_cross(y, z), y, z]), np.nan, True) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
                 ]
         return frames
 
-    def _narrowest_closings(self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, keep: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _narrowest_closings(self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, NQ: np.ndarray, down: np.ndarray, keep: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
         """(centre, closing axis) pairs perpendicular to the approach ``z`` across which the object at seed ``p``
         is narrowest.
 
         Sweeps the closing direction in ``closing_sweep_deg`` steps and measures the object's width along it:
         the spread of the points Q (base frame, within one opening of the seed) at the fingers' reach along
-        ``z``. Returns the ``keep`` narrowest local minima that fit the opening, each centred between the two
-        lines that bound the object there, midway along the contacts on them. For an outline extruded along
+        ``z``. Returns the ``keep`` narrowest local minima that fit the opening (where the width barely changes,
+        one of them across the direction away from the arm base), each centred between the two lines that bound
+        the object there, midway along the contacts on them. For an outline extruded along
         the approach a width minimum is an antipodal pair (a box across two faces, a disc through its centre),
-        even where the camera saw neither side's face.
+        even where the camera saw neither side's face. A width counts only where the camera saw both bounding
+        lines: points on each facing out along the closing axis, or the edge of a surface seen from above; the
+        far side of a bottle hides behind its front and is not a line the width can be measured to.
         """
         cfg, g = self.config, self.config.gripper
         d = Q - p
         zs = d @ z
         depth = max(cfg.depths)
-        d = d[(zs > depth - g.finger_length) & (zs < depth)]
+        reach = (zs > depth - g.finger_length) & (zs < depth)
+        d, n = d[reach], NQ[reach]
         if len(d) < cfg.min_points_in_gripper:
             return []
         ref = _perpendicular(z, np.array([1.0, 0.0, 0.0]))
@@ -441,10 +445,25 @@ class AntipodalGraspDetector:
         ys = Y @ d.T  # (A, M)
         lo, hi = ys.min(axis=1), ys.max(axis=1)
         width = hi - lo
-        fits = width + 2 * cfg.width_margin <= g.max_opening
+        ny, up = Y @ n.T, n @ -down  # (A, M), (M,)
+        seen = np.ones(len(Y), dtype=bool)
+        for sign, line in ((1.0, ys > hi[:, None] - cfg.voxel_size), (-1.0, ys < lo[:, None] + cfg.voxel_size)):
+            facing = np.where(line, sign * ny, -1.0).max(axis=1) >= 0.5
+            top_edge = np.where(line, up[None], -1.0).max(axis=1) >= 0.7
+            seen &= facing | top_edge
+        fits = seen & (width + 2 * cfg.width_margin <= g.max_opening)
         minimum = fits & (width <= np.roll(width, 1)) & (width <= np.roll(width, -1))  # the sweep is cyclic: y and -y are one axis
+        chosen = [i for i in np.argsort(width, kind="stable") if minimum[i]][:keep]
+        # Where the width barely changes (a disc, a cylinder seen along its axis) any of those directions will do:
+        # take the one across the direction away from the arm base too, so the approach can lean toward the base.
+        away = np.array([p[0], p[1], 0.0])
+        near = np.flatnonzero(fits & (width <= width.min() + cfg.voxel_size))
+        if len(near) and np.linalg.norm(away) > 1e-6:
+            across = int(near[np.argmin(np.abs(Y[near] @ away))])
+            if across not in chosen:
+                chosen = [*chosen[: keep - 1], across]
         out = []
-        for i in [i for i in np.argsort(width, kind="stable") if minimum[i]][:keep]:
+        for i in chosen:
             X = _cross(Y[i], z)
             xs = d @ X
             on_lines = (ys[i] < lo[i] + cfg.voxel_size) | (ys[i] > hi[i] - cfg.voxel_size)
@@ -551,8 +570,10 @@ class AntipodalGraspDetector:
             antipodal = np.where(outline & (np.abs(n_lo) < 0.3) & (np.abs(n_hi) < 0.3), 0.5, antipodal)
         # A side whose surface was seen facing the finger (|normal . closing| >= 0.3) must lie inside the friction
         # cone, or the pad slides off (a pinch across a box corner); an unseen side (occluded) is not judged here.
+        # (A frame chosen by the outline's width was checked on the outline; a normal at its silhouette, estimated
+        # from one side only, leans toward the camera.)
         cos_f = np.cos(np.deg2rad(cfg.friction_angle_deg))
-        valid &= ((np.abs(n_lo) < 0.3) | (-n_lo >= cos_f)) & ((np.abs(n_hi) < 0.3) | (n_hi >= cos_f))
+        valid &= outline | (((np.abs(n_lo) < 0.3) | (-n_lo >= cos_f)) & ((np.abs(n_hi) < 0.3) | (n_hi >= cos_f)))
         valid &= antipodal >= cfg.min_antipodality
         if not valid.any():
             return []

@@ -42,7 +42,7 @@ import numpy as np
 
 from dkt_grasping.arm_choice import ArmOption, choose_arm
 from dkt_grasping.grasp_detection import EmptyCloudError, create_grasp_detector
-from dkt_grasping.grasp_detection.executable import ExecutableGraspDetector
+from dkt_grasping.grasp_detection.executable import ExecutableGraspDetector, arm_scene
 from dkt_grasping.planning import GripperCommand, PlanningError, create_planner
 from dkt_grasping.planning.base import JointTrajectory
 from dkt_grasping.reachability import ReachabilityChecker
@@ -267,7 +267,7 @@ class SimulationTrialBackend:
         t0 = time.perf_counter()
         arm_model = to_dict(spec.reachability.arm)
         planner = create_planner(spec.planner, {"seed": seed % (2**31), "arm": arm_model} if spec.planner == "cpu" else None)
-        scene_points = transform_points(T_base_camera, cloud.xyz.astype(np.float64))
+        scene_points = arm_scene(cloud.xyz, T_base_camera, target)  # the target goes with the gripper: no obstacle
         q_start = world.arm_q(arm)
         try:
             plan = planner.plan_grasp(q_start, on_target, scene_points)
