@@ -92,6 +92,9 @@ class AntipodalConfig:
     max_normal_closing_tilt: float = param(
         0.4, help="seeds whose normal is this close to horizontal (|normal . down| below it) also get grasps closing along the normal"
     )
+    min_top_facing: float = param(
+        0.7, help="seeds whose normal faces up this much (normal . up) also get grasps closing where the outline seen from above is narrowest"
+    )
     min_target_fraction: float = param(
         0.8, help="with an operator target: share of the object points between the fingers that must be the target's (0..1)"
     )
@@ -405,11 +408,11 @@ class AntipodalGraspDetector:
         # cylinder, whatever the far side looks like).
         if abs(n @ down) < cfg.max_normal_closing_tilt:
             frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0, False) for z in self._approaches_about(p, n, down)]
-        # Normal approach: onto the seed from above its surface, closing where the object is narrowest seen along
-        # -n (a box across two faces, a disc or cylinder through its axis), with the approaches about that
-        # closing axis; not from below the table.
-        if -n @ down > -0.25:
-            for centre, y in self._narrowest_closings(p, -n, Q, NQ, down):
+        # From above, on a seed of a surface facing up: closing where the object's outline seen from above is
+        # narrowest (a box across two faces, a disc or cylinder through its axis), with the approaches about that
+        # (horizontal) closing axis; not from below the table.
+        if -n @ down > cfg.min_top_facing:
+            for centre, y in self._narrowest_closings(p, down, Q, NQ, down):
                 frames += [
                     (centre, np.column_stack([_cross(y, z), y, z]), np.nan, True) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
                 ]
@@ -513,6 +516,7 @@ class AntipodalGraspDetector:
         count = region.sum(axis=1)
         opening = ymax - ymin + 2 * cfg.width_margin
         valid = (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
+        valid &= (ymin > -window + cfg.voxel_size) & (ymax < window - cfg.voxel_size)  # else the object may go on past the window
         if target is not None:  # the fingers must close on the operator's object, not on a neighbour
             valid &= (region & target[None, :]).sum(axis=1) >= cfg.min_target_fraction * count
 
@@ -618,8 +622,10 @@ class AntipodalGraspDetector:
         beside = in_z & (np.abs(xs) > g.finger_width) & (np.abs(xs) < 2.5 * g.finger_width)
         ok = np.ones(len(y), dtype=bool)
         for sign, end in ((1.0, ymax), (-1.0, ymin)):
-            reach_out = sign * (y - end[:, None]) - cfg.voxel_size
-            slope = np.where(beside & (reach_out > 0), reach_out / np.maximum(np.abs(xs), 1e-6), 0.0).max(axis=1)
+            out = sign * (y - end[:, None])
+            reach_out = out - cfg.voxel_size
+            near = beside & (reach_out > 0) & (out < g.finger_thickness + 2 * cfg.width_margin)  # this object, not the next one
+            slope = np.where(near, reach_out / np.maximum(np.abs(xs), 1e-6), 0.0).max(axis=1)
             ok &= slope <= tan_f
         return ok
 
