@@ -67,6 +67,9 @@ class AntipodalConfig:
     candidate_nms_rotation_deg: float = param(10.0, help="light NMS before the reachability check: orientation threshold (deg)")
     depths: list[float] = param(default_factory=lambda: [0.025, 0.012], help="grasp depths tried: fingertips beyond the grasp centre (m)")
     width_margin: float = param(0.005, help="extra opening on each side of the object (m)")
+    min_width_margin: float = param(
+        0.002, help="an object too wide for width_margin is still taken, the gripper fully open, if this much is left on each side (m)"
+    )
     min_points_in_gripper: int = param(6, help="object points required between the fingers")
     table_distance: float = param(0.006, help="RANSAC inlier distance for the table plane (m)")
     max_table_tilt_deg: float = param(25.0, help="largest angle between the table normal and base z (deg)")
@@ -85,7 +88,7 @@ class AntipodalConfig:
     nms_rotation_deg: float = param(30.0, help="NMS: orientations closer than this are duplicates (deg)")
     max_grasps: int = param(40, help="grasps returned at most")
     grasps_per_seed: int = param(
-        3, help="best candidates kept per seed point before NMS, each approaching at least 15 deg apart from the others (which ones "
+        1000, help="best candidates kept per seed point before NMS, each approaching at least 15 deg apart from the others (which ones "
         "the arm reaches is decided later)"
     )
     table_clearance: float = param(0.003, help="gripper parts must stay this far above the table plane (m)")
@@ -109,6 +112,8 @@ class AntipodalConfig:
             raise ValueError("num_seeds and max_grasps must be >= 1")
         if not 1.0 <= self.closing_sweep_deg <= 90.0:
             raise ValueError(f"closing_sweep_deg must be in [1, 90] deg, got {self.closing_sweep_deg}")
+        if not 0.0 <= self.min_width_margin <= self.width_margin:
+            raise ValueError(f"min_width_margin must be in [0, width_margin={self.width_margin}] m, got {self.min_width_margin}")
         if not 0.0 <= self.min_target_fraction <= 1.0:
             raise ValueError(f"min_target_fraction must be in [0, 1], got {self.min_target_fraction}")
 
@@ -408,10 +413,10 @@ class AntipodalGraspDetector:
         # cylinder, whatever the far side looks like).
         if abs(n @ down) < cfg.max_normal_closing_tilt:
             frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0, False) for z in self._approaches_about(p, n, down)]
-        # From above, on a seed of a surface facing up: closing where the object's outline seen from above is
-        # narrowest (a box across two faces, a disc or cylinder through its axis), with the approaches about that
-        # (horizontal) closing axis; not from below the table.
-        if -n @ down > cfg.min_top_facing:
+        # On a seed of a surface facing up or sideways: closing where the object's outline seen from above, at the
+        # fingers' reach from the seed, is narrowest (a box across two faces, a disc or cylinder through its axis),
+        # with the approaches about that (horizontal) closing axis; not from below the table.
+        if -n @ down > cfg.min_top_facing or abs(n @ down) < cfg.max_normal_closing_tilt:
             for centre, y in self._narrowest_closings(p, down, Q, NQ, down):
                 frames += [
                     (centre, np.column_stack([_cross(y, z), y, z]), np.nan, True) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
@@ -451,10 +456,11 @@ class AntipodalGraspDetector:
         ny, up = Y @ n.T, n @ -down  # (A, M), (M,)
         seen = np.ones(len(Y), dtype=bool)
         for sign, line in ((1.0, ys > hi[:, None] - cfg.voxel_size), (-1.0, ys < lo[:, None] + cfg.voxel_size)):
-            facing = np.where(line, sign * ny, -1.0).max(axis=1) >= 0.5
+            facing = np.where(line, sign * ny, -1.0).max(axis=1) >= 0.85
             top_edge = np.where(line, up[None], -1.0).max(axis=1) >= 0.7
             seen &= facing | top_edge
-        fits = seen & (width + 2 * cfg.width_margin <= g.max_opening)
+        width = np.where(seen, width, np.inf)  # a width to a line the camera did not see is a lower bound, no measure
+        fits = width + 2 * cfg.min_width_margin <= g.max_opening
         minimum = fits & (width <= np.roll(width, 1)) & (width <= np.roll(width, -1))  # the sweep is cyclic: y and -y are one axis
         chosen = [i for i in np.argsort(width, kind="stable") if minimum[i]][:keep]
         # Where the width barely changes (a disc, a cylinder seen along its axis) any of those directions will do:
@@ -514,7 +520,8 @@ class AntipodalGraspDetector:
         ymin, ymax = self._closing_span(np.where(region[:, cols], y[:, cols], np.nan), anchors, Ck, Rk, dep[:, 0], scene)
         region &= (y >= ymin[:, None]) & (y <= ymax[:, None])  # what the pads close on; the rest must clear the fingers
         count = region.sum(axis=1)
-        opening = ymax - ymin + 2 * cfg.width_margin
+        # the preferred margin each side, or what is left of the opening when that is less (not below min_width_margin)
+        opening = np.minimum(ymax - ymin + 2 * cfg.width_margin, np.maximum(g.max_opening, ymax - ymin + 2 * cfg.min_width_margin))
         valid = (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
         valid &= (ymin > -window + cfg.voxel_size) & (ymax < window - cfg.voxel_size)  # else the object may go on past the window
         if target is not None:  # the fingers must close on the operator's object, not on a neighbour
@@ -573,11 +580,16 @@ class AntipodalGraspDetector:
                 valid[blind] &= self._outline_square(xs[blind], y[blind], in_z[blind], ymin[blind], ymax[blind])
             antipodal = np.where(outline & (np.abs(n_lo) < 0.3) & (np.abs(n_hi) < 0.3), 0.5, antipodal)
         # A side whose surface was seen facing the finger (|normal . closing| >= 0.3) must lie inside the friction
-        # cone, or the pad slides off (a pinch across a box corner); an unseen side (occluded) is not judged here.
-        # (A frame chosen by the outline's width was checked on the outline; a normal at its silhouette, estimated
-        # from one side only, leans toward the camera.)
+        # cone, or the pad slides off (a pinch across a box corner). A side not seen (its face hidden from the
+        # camera) is taken only where the camera saw that finger's place empty, so the object surely ends there
+        # (inside a cup past its wall; not behind a bottle, whose far side may reach past the pad). A frame chosen
+        # by the outline's width was checked on the outline (a normal at a silhouette, estimated from one side
+        # only, leans toward the camera).
         cos_f = np.cos(np.deg2rad(cfg.friction_angle_deg))
         valid &= outline | (((np.abs(n_lo) < 0.3) | (-n_lo >= cos_f)) & ((np.abs(n_hi) < 0.3) | (n_hi >= cos_f)))
+        for side, blind in ((-1.0, ~outline & (np.abs(n_lo) < 0.3) & valid), (1.0, ~outline & (np.abs(n_hi) < 0.3) & valid)):
+            if blind.any():
+                valid[blind] &= self._finger_place_seen_free(Ck[blind], Rk[blind], np.where(side > 0, ymax, ymin)[blind], side, dep[blind, 0], scene)
         valid &= antipodal >= cfg.min_antipodality
         if not valid.any():
             return []
@@ -608,6 +620,18 @@ class AntipodalGraspDetector:
             pose[:3, 3] = Ck[k] + shift[k] * Rk[k][:, 1] + back * Rk[k][:, 2]
             out.append(Grasp(pose=pose, width=float(opening[k]), score=float(score[k]), depth=float(dep[k, 0] - back)))
         return out
+
+    def _finger_place_seen_free(self, C, R, end, side, depth, scene) -> np.ndarray:
+        """Per candidate (frames C (K, 3), R (K, 3, 3); the stretch's ``end`` on the closing axis, on ``side`` +-1;
+        fingertip ``depth``): did the camera see the place of that finger, just past the end, empty?"""
+        g, cfg = self.config.gripper, self.config
+        if scene is None:
+            return np.zeros(len(C), dtype=bool)
+        yf = end + side * (cfg.width_margin + g.finger_thickness / 2)
+        z = depth[:, None] - g.finger_length * np.array([0.15, 0.5, 0.85])
+        local = np.stack([np.zeros((len(C), 3)), np.repeat(yf[:, None], 3, axis=1), z], axis=-1)
+        X = C[:, None] + np.einsum("kij,kpj->kpi", R, local)
+        return scene.seen_free(X.reshape(-1, 3), cfg.voxel_size, cfg.voxel_size).reshape(len(C), 3).all(axis=1)
 
     def _outline_square(self, xs, y, in_z, ymin, ymax) -> np.ndarray:
         """Per candidate: does the object's outline run square to the closing axis at each end of the closed-on
