@@ -88,8 +88,8 @@ class AntipodalConfig:
     nms_rotation_deg: float = param(30.0, help="NMS: orientations closer than this are duplicates (deg)")
     max_grasps: int = param(40, help="grasps returned at most")
     grasps_per_seed: int = param(
-        1000, help="best candidates kept per seed point before NMS, each approaching at least 15 deg apart from the others (which ones "
-        "the arm reaches is decided later)"
+        0, help="best candidates kept per seed point before NMS, each approaching at least 15 deg apart from the others; 0 = all "
+        "(the default: which ones the arm reaches is decided after, by the reachability check)"
     )
     table_clearance: float = param(0.003, help="gripper parts must stay this far above the table plane (m)")
     max_normal_closing_tilt: float = param(
@@ -108,6 +108,8 @@ class AntipodalConfig:
             raise ValueError("voxel_size and normal_radius must be > 0 m")
         if not self.depths or min(self.depths) < 0 or max(self.depths) >= self.gripper.finger_length:
             raise ValueError(f"depths must be in [0, finger_length={self.gripper.finger_length}) m, got {self.depths}")
+        if self.grasps_per_seed < 0:
+            raise ValueError(f"grasps_per_seed must be >= 0 (0 = all), got {self.grasps_per_seed}")
         if self.num_seeds < 1 or self.max_grasps < 1:
             raise ValueError("num_seeds and max_grasps must be >= 1")
         if not 1.0 <= self.closing_sweep_deg <= 90.0:
@@ -311,14 +313,15 @@ class AntipodalGraspDetector:
         neighbourhoods = tree_obj.query_ball_point(P[seeds], r=reach)
         plane = None if np.isnan(scene.table_offset) else (scene.table_normal, scene.table_offset)
         grasps: list[Grasp] = []
+        outlines: set = set()  # outline frames already tried: seeds on one object mostly find the same ones
         for s, local_list in zip(seeds, neighbourhoods):
             local = obj_idx[np.asarray(local_list, dtype=int)]
             near = local[np.einsum("ij,ij->i", P[local] - P[s], P[local] - P[s]) < g.max_opening**2]  # within one opening
-            frames = self._candidate_frames(P[s], N[s], P[near], N[near], down, cos_f)
+            frames = self._candidate_frames(P[s], N[s], P[near], N[near], down, cos_f, outlines)
             if not frames:
                 continue
             found = self._evaluate(frames, P[local], N[local], down, plane, None if scene.target_mask is None else scene.target_mask[local], scene)
-            grasps.extend(_distinct_approaches(sorted(found, key=lambda gr: -gr.score), cfg.grasps_per_seed))
+            grasps.extend(_distinct_approaches(sorted(found, key=lambda gr: -gr.score), cfg.grasps_per_seed) if cfg.grasps_per_seed else found)
         grasps = [gr for gr in grasps if workspace.contains(gr.position)]
         return grasp_nms(grasps, cfg.candidate_nms_translation, np.deg2rad(cfg.candidate_nms_rotation_deg))
 
@@ -389,9 +392,10 @@ class AntipodalGraspDetector:
                 approaches.append(z)
         return approaches
 
-    def _candidate_frames(self, p, n, Q, NQ, down, cos_f) -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
+    def _candidate_frames(self, p, n, Q, NQ, down, cos_f, outlines: set | None = None) -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
         """(centre, R, anchor, outline) candidates for one seed point p with outward normal n (base frame); Q, NQ:
-        the object points within one opening of it and their normals.
+        the object points within one opening of it and their normals; outlines: keys of the outline frames
+        other seeds already produced (skipped, then added to).
 
         anchor: where the seed lies on the closing axis (gripper y, m from the centre): the fingers close on the
         stretch of points around it (a cup's wall, not the cup), NaN: on everything between them. outline: the
@@ -418,6 +422,11 @@ class AntipodalGraspDetector:
         # with the approaches about that (horizontal) closing axis; not from below the table.
         if -n @ down > cfg.min_top_facing or abs(n @ down) < cfg.max_normal_closing_tilt:
             for centre, y in self._narrowest_closings(p, down, Q, NQ, down):
+                key = (*np.round(centre / cfg.voxel_size).astype(int), int(np.round(np.degrees(np.arctan2(y[1], y[0])) % 180 / cfg.closing_sweep_deg)))
+                if outlines is not None:
+                    if key in outlines:
+                        continue
+                    outlines.add(key)
                 frames += [
                     (centre, np.column_stack([_cross(y, z), y, z]), np.nan, True) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
                 ]
