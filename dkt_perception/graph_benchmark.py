@@ -13,6 +13,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from dkt_stack.cli.bench import add_runs_argument, median_of_runs
+
+#: figures that vary from run to run (medians printed, min/max beside them)
+FIGURES = ("rate_hz_out", "latency_ms_p50", "latency_ms_p95", "wall_s")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=300, help="clouds to measure (default 300)")
@@ -22,9 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=30, help="clouds ignored at the start (start-up transients)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     parser.add_argument("--json", action="store_true", help="one-line JSON")
+    add_runs_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    """``--runs`` measurements: medians, with min/max beside them (:func:`dkt_stack.cli.bench.median_of_runs`)."""
+    return median_of_runs(lambda: _run_once(args), args.runs, FIGURES)
+
+
+def _run_once(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from dkt_perception.demo import observe_perception_graph

@@ -20,7 +20,13 @@ import time
 
 import numpy as np
 
+from dkt_stack.cli.bench import add_runs_argument, median_of_runs
+
 TARGETS_MS = {"fit_plus_metric_depth": 5.0, "cloud_downsampled": 25.0}
+
+
+#: figures that vary from run to run (medians printed, min/max beside them)
+FIGURES = ("ms", "p90_ms", "synthetic_render_ms")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voxel", type=float, default=0.005, help="voxel size for cloud_downsampled, m")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for OpenCV, open3d and the tag detector")
     parser.add_argument("--raw-anchors", action="store_true", help="also use gated raw-depth anchors in the fit")
+    add_runs_argument(parser)
 
 
 def _time_ms(fn, repeats: int) -> tuple[float, float, object]:
@@ -44,6 +51,11 @@ def _time_ms(fn, repeats: int) -> tuple[float, float, object]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """``--runs`` measurements: medians, with min/max beside them (:func:`dkt_stack.cli.bench.median_of_runs`)."""
+    return median_of_runs(lambda: _run_once(args), args.runs, FIGURES)
+
+
+def _run_once(args: argparse.Namespace) -> dict:
     threads = max(int(args.threads), 1)
     # OpenMP reads this when open3d first starts its thread pool: set it before open3d is imported.
     os.environ["OMP_NUM_THREADS"] = str(threads)

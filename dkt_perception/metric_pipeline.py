@@ -57,6 +57,13 @@ class MetricPipeline:
     def reset(self) -> None:
         self.estimator.reset()
 
+    def state(self) -> dict:
+        """The temporal state (the scale filter's), JSON-safe; :meth:`restore` continues from it exactly."""
+        return self.estimator.filter.state()
+
+    def restore(self, state: dict) -> None:
+        self.estimator.filter.restore(state)
+
     def process(
         self,
         disparity: np.ndarray,

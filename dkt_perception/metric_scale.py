@@ -327,6 +327,18 @@ class ScaleFilter:
     def initialised(self) -> bool:
         return self.scale is not None
 
+    def state(self) -> dict:
+        """The filter's whole state, JSON-safe (floats round-trip exactly): a resumed replay continues from it."""
+        f = lambda v: None if v is None else float(v)  # noqa: E731 (numpy scalars -> plain floats)
+        return {"scale": f(self.scale), "shift": f(self.shift), "last_fit_ns": self.last_fit_ns, "last_stamp_ns": self.last_stamp_ns,
+                "outliers": self._outliers, "r_range": [float(x) for x in self._r_range]}
+
+    def restore(self, state: dict) -> None:
+        """Undo to a :meth:`state`."""
+        self.scale, self.shift = state["scale"], state["shift"]
+        self.last_fit_ns, self.last_stamp_ns = state["last_fit_ns"], state["last_stamp_ns"]
+        self._outliers, self._r_range = int(state["outliers"]), tuple(state["r_range"])
+
     def _relative_difference(self, fit: ScaleFit) -> float:
         """Largest relative depth difference between the fit and the filter over the fit's disparity range."""
         r = np.array(fit.r_range, dtype=np.float64)

@@ -29,7 +29,10 @@ SECTIONS: dict[str, str] = {
     "sim_node": "dkt_sim.nodes.sim_node:SimNodeParams",
     "calibration_node": "dkt_grasping.nodes.calibration_node:CalibrationNodeParams",
     "calibration files (config/calibration/*.yaml)": "dkt_grasping.calibration.config:CalibrationConfig",
+    "static_tf_node": "dkt_stack.nodes.static_tf_node:StaticTfNodeParams",
     "graph files (config/graphs/*.yaml)": "dkt_stack.graph:GraphDescription",
+    "a node of a graph file (nodes[])": "dkt_stack.graph:NodeSpec",
+    "static_transforms of a graph file": "dkt_stack.graph:StaticTransformsSpec",
 }
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"

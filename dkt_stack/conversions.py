@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion
+from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion, TransformStamped, Vector3
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
@@ -43,6 +43,9 @@ IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "16UC1": (np.dtype(np.uint16), 1),
     "32FC1": (np.dtype(np.float32), 1),
 }
+
+#: the encodings :func:`to_rgb8` accepts as a colour image (mono is repeated to grey RGB)
+COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "8UC3")
 
 _NATIVE_BIG_ENDIAN = sys.byteorder == "big"
 
@@ -127,6 +130,13 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Header | None = Non
     return msg
 
 
+def image_to_rgb8(msg) -> np.ndarray:
+    """A colour (or mono8) sensor_msgs/Image -> (H, W, 3) uint8 RGB; the error names only colour encodings."""
+    if msg.encoding not in COLOUR_ENCODINGS:
+        raise ConversionError(f"cannot convert a {msg.encoding} image to rgb8 (colour encodings: {', '.join(COLOUR_ENCODINGS)})")
+    return to_rgb8(image_to_numpy(msg), msg.encoding)
+
+
 def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
     """Any supported colour/mono 8-bit image -> (H, W, 3) uint8 RGB."""
     if encoding in ("rgb8", "8UC3"):
@@ -139,7 +149,7 @@ def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
         return array[:, :, 2::-1].copy()
     if encoding in ("mono8", "8UC1"):
         return np.repeat(array[:, :, None], 3, axis=2)
-    raise ConversionError(f"cannot convert a {encoding} image to rgb8 (expected a colour or mono8 image)")
+    raise ConversionError(f"cannot convert a {encoding} image to rgb8 (colour encodings: {', '.join(COLOUR_ENCODINGS)})")
 
 
 def depth_to_metres(array: np.ndarray, encoding: str) -> np.ndarray:
@@ -236,12 +246,17 @@ def camera_info_to_intrinsics(msg) -> CameraIntrinsics:
 
 
 def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, stamp: Time | None = None) -> CameraInfo:
-    """CameraIntrinsics -> sensor_msgs/CameraInfo (R = I, P = [K | 0])."""
+    """CameraIntrinsics -> sensor_msgs/CameraInfo (R = I, P = [K | 0]).
+
+    ``plumb_bob`` always carries its 5 coefficients (k1 k2 t1 t2 k3), as
+    realsense2_camera publishes them: no coefficients means no distortion, zeros.
+    """
     msg = CameraInfo()
     msg.header = make_header(intrinsics.frame_id, stamp=stamp)
     msg.width, msg.height = intrinsics.width, intrinsics.height
     msg.distortion_model = intrinsics.distortion_model
-    msg.d = list(intrinsics.distortion)
+    d = list(intrinsics.distortion)
+    msg.d = [0.0] * 5 if intrinsics.distortion_model == "plumb_bob" and not d else d
     K = intrinsics.K
     msg.k = K.reshape(-1).tolist()
     msg.r = np.eye(3).reshape(-1).tolist()
@@ -371,6 +386,22 @@ def matrix_to_pose(T: np.ndarray) -> Pose:
         position=Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
         orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
     )
+
+
+def matrix_to_transform_stamped(T: np.ndarray, parent: str, child: str, stamp: Time | None = None) -> TransformStamped:
+    """4x4 transform of ``child`` in ``parent`` (``p_parent = T @ p_child``) -> geometry_msgs/TransformStamped, as TF wants it."""
+    pose = matrix_to_pose(T)
+    msg = TransformStamped(header=make_header(parent, stamp=stamp), child_frame_id=child)
+    msg.transform.translation = Vector3(x=pose.position.x, y=pose.position.y, z=pose.position.z)
+    msg.transform.rotation = pose.orientation
+    return msg
+
+
+def transform_stamped_to_matrix(msg) -> np.ndarray:
+    """geometry_msgs/TransformStamped (or Transform) -> 4x4 transform of the child frame in the parent."""
+    t = getattr(msg, "transform", msg)
+    q, p = t.rotation, t.translation
+    return make_transform(quat_to_matrix([q.x, q.y, q.z, q.w]), [p.x, p.y, p.z])
 
 
 def pose_to_matrix(pose) -> np.ndarray:

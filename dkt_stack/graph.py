@@ -7,6 +7,12 @@ the argument's value (a value that is exactly ``${arg}`` keeps the argument's
 type). ``include`` pulls in other graph files (relative to the including file)
 so the rig graph extends the perception graph instead of copying it.
 
+Each node may be restarted when it exits (``respawn``, ``respawn_delay``: the
+same as launch_ros's ``Node(respawn=..., respawn_delay=...)``; ``dkt-stack up``
+doubles the delay after each quick crash). ``static_transforms`` adds a
+``static_tf`` node publishing the rig's TF tree (camera_link -> optical frame ->
+each arm base, see :mod:`dkt_stack.static_transforms`) from the rig file.
+
 :func:`resolve_graph` turns a file plus argument overrides into
 :class:`ResolvedNode` objects; ``launch/*.launch.py`` and
 :mod:`dkt_stack.runner` only turn those into processes.
@@ -45,7 +51,19 @@ class NodeSpec:
     enabled: bool | str = param(True, help="start this node; may be '${arg}'")
     parameters: dict[str, Any] = param(default_factory=dict, help="ROS parameters of the node")
     remappings: dict[str, str] = param(default_factory=dict, help="topic remappings, from: to")
-    respawn: bool = param(False, help="restart the node when it exits (launch's respawn)")
+    respawn: bool | str = param(False, help="restart the node when it exits (launch_ros's respawn); may be '${arg}'")
+    respawn_delay: float = param(1.0, help="seconds before a restart (launch_ros's respawn_delay); `dkt-stack up` doubles it after each quick crash, up to 30 s")
+
+    def __post_init__(self):
+        if self.respawn_delay < 0:
+            raise ValueError(f"respawn_delay must be >= 0 s, got {self.respawn_delay}")
+
+
+@dataclass
+class StaticTransformsSpec:
+    enabled: bool | str = param(True, help="start the static_tf node publishing the transforms on /tf_static; may be '${arg}'")
+    rig: str = param("", help="rig file (a shipped name such as cobot_magic, or a path) whose camera pose in each arm base becomes optical -> base; empty = no arms")
+    camera_link: bool | str = param(True, help="publish camera_link -> optical frame as realsense2_camera does; false when the camera driver publishes its own")
 
 
 @dataclass
@@ -56,6 +74,11 @@ class GraphDescription:
     arguments: dict[str, GraphArgument] = param(default_factory=dict, help="launch arguments with defaults")
     parameters: dict[str, Any] = param(default_factory=dict, help="parameters given to every node")
     nodes: list[NodeSpec] = param(default_factory=list, help="the nodes to run")
+    static_transforms: StaticTransformsSpec | None = param(None, help="the rig's static TF tree, published by a static_tf node")
+
+
+#: name of the node that publishes the graph's static transforms
+STATIC_TF_NODE = "static_tf"
 
 
 @dataclass
@@ -69,6 +92,7 @@ class ResolvedNode:
     parameters: dict[str, Any]
     remappings: dict[str, str]
     respawn: bool = False
+    respawn_delay: float = 1.0
 
     @property
     def fully_qualified_name(self) -> str:
@@ -97,6 +121,8 @@ class ResolvedGraph:
     description: str
     arguments: dict[str, Any]
     nodes: list[ResolvedNode] = field(default_factory=list)
+    #: the transforms the static_tf node publishes (empty when disabled)
+    static_transforms: list = field(default_factory=list)
 
     def node(self, name: str) -> ResolvedNode:
         for node in self.nodes:
@@ -148,6 +174,7 @@ def load_graph(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> tuple[G
     graph = from_dict(GraphDescription, data, source=path)
     merged_args: dict[str, GraphArgument] = {}
     merged_params: dict[str, Any] = {}
+    merged_tf: StaticTransformsSpec | None = None
     nodes: list[tuple[NodeSpec, Path]] = []
     for inc in graph.include:
         inc_path = (path.parent / inc) if not os.path.isabs(inc) else Path(inc)
@@ -156,11 +183,13 @@ def load_graph(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> tuple[G
         sub, sub_nodes = load_graph(inc_path, (*_seen, path))
         merged_args.update(sub.arguments)
         merged_params.update(sub.parameters)
+        merged_tf = sub.static_transforms or merged_tf
         nodes.extend(sub_nodes)
     merged_args.update(graph.arguments)
     merged_params.update(graph.parameters)
     nodes.extend((n, path) for n in graph.nodes)
     graph.arguments, graph.parameters = merged_args, merged_params
+    graph.static_transforms = graph.static_transforms or merged_tf
     return graph, nodes
 
 
@@ -258,10 +287,55 @@ def resolve_graph(name_or_path: str | os.PathLike, overrides: dict[str, Any] | N
             namespace=_substitute(spec.namespace, args, source, f"{key}.namespace").strip("/"),
             parameters=params,
             remappings=_substitute(spec.remappings, args, source, f"{key}.remappings"),
-            respawn=spec.respawn,
+            respawn=_flag(spec.respawn, args, source, f"{key}.respawn"),
+            respawn_delay=float(spec.respawn_delay),
         )
         if node.fully_qualified_name in seen:
             raise ConfigError(f"duplicate node {node.fully_qualified_name}", source=source, key=key)
         seen.add(node.fully_qualified_name)
         resolved.nodes.append(node)
+    if graph.static_transforms is not None:
+        tf_node = _static_tf_node(graph, args, path, resolved)
+        if tf_node is not None:
+            if tf_node.fully_qualified_name in seen:
+                raise ConfigError(f"duplicate node {tf_node.fully_qualified_name} (the static_transforms node)", source=path)
+            resolved.nodes.append(tf_node)
     return resolved
+
+
+def _flag(value: bool | str, args: dict[str, Any], source: Path, key: str) -> bool:
+    """A boolean field that may be written ``${arg}``."""
+    value = _substitute(value, args, source, key)
+    if isinstance(value, str):
+        try:
+            value = coerce_argument(key, value, GraphArgument(default=True))
+        except ConfigError as exc:
+            raise ConfigError(str(exc), source=source, key=key) from exc
+    return bool(value)
+
+
+def _static_tf_node(graph: GraphDescription, args: dict[str, Any], path: Path, resolved: ResolvedGraph) -> ResolvedNode | None:
+    """The static_tf node of the graph's ``static_transforms`` (None when disabled); fills ``resolved.static_transforms``."""
+    from dkt_stack.rig import load_rig, rig_path
+    from dkt_stack.static_transforms import rig_static_transforms
+
+    spec = graph.static_transforms
+    if not _flag(spec.enabled, args, path, "static_transforms.enabled"):
+        return None
+    camera_link = _flag(spec.camera_link, args, path, "static_transforms.camera_link")
+    rig_name = str(_substitute(spec.rig, args, path, "static_transforms.rig"))
+    rig_file = ""
+    rig = None
+    if rig_name:
+        try:
+            rig_file = str(rig_path(rig_name).resolve())
+            rig = load_rig(rig_file)
+        except (ConfigError, ValueError, OSError) as exc:
+            raise ConfigError(f"static_transforms.rig '{rig_name}': {exc}", source=path, key="static_transforms.rig") from exc
+    resolved.static_transforms = rig_static_transforms(rig, camera_link=camera_link)
+    if not resolved.static_transforms:  # e.g. an external camera driver publishes camera_link and no rig is given
+        return None
+    params = _normalise_parameter_value(
+        {**_substitute(graph.parameters, args, path, "parameters"), "rig": rig_file, "camera_link": camera_link}, path, "static_transforms"
+    )
+    return ResolvedNode(STATIC_TF_NODE, "static_tf_node", PACKAGE_NAME, "", params, {}, respawn=True, respawn_delay=1.0)

@@ -20,7 +20,10 @@ from dkt_stack.ros.transport import large_data_profile, use_large_data_profile
 def node_action_kwargs(node: ResolvedNode, params_dir: str | Path) -> dict[str, Any]:
     """Keyword arguments of ``launch_ros.actions.Node`` for one resolved node.
 
-    Parameters go through a params file, exactly as ``dkt-stack up`` passes them.
+    Parameters go through a params file, exactly as ``dkt-stack up`` passes them;
+    ``respawn``/``respawn_delay`` are launch's own (a constant delay there; ``dkt-stack up``
+    doubles it after quick crashes). The graph's static transforms arrive here as
+    the ``static_tf`` node, like any other.
     """
     params_file = Path(params_dir) / f"{node.fully_qualified_name.strip('/').replace('/', '__')}.yaml"
     params_file.write_text(node.params_yaml())
@@ -32,6 +35,7 @@ def node_action_kwargs(node: ResolvedNode, params_dir: str | Path) -> dict[str, 
         "parameters": [str(params_file)],
         "remappings": list(node.remappings.items()),
         "respawn": node.respawn,
+        "respawn_delay": float(node.respawn_delay),
         "output": "screen",
     }
 

@@ -14,9 +14,13 @@ from pathlib import Path
 
 import torch
 
-from dkt_stack.cli.bench import peak_memory_mb
+from dkt_stack.cli.bench import add_runs_argument, median_of_runs, peak_memory_mb
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+#: figures that vary from run to run (medians printed, min/max beside them)
+FIGURES = ("steps_per_second", "ms_per_step", "setup_s")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
     parser.add_argument("--json", action="store_true", help="single-line JSON")
+    add_runs_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    """``--runs`` measurements: medians, with min/max beside them (:func:`dkt_stack.cli.bench.median_of_runs`)."""
+    return median_of_runs(lambda: _run_once(args), args.runs, FIGURES)
+
+
+def _run_once(args: argparse.Namespace) -> dict:
     from dkt_training.config import load_train_config
     from dkt_training.tiny_dataset import make_tiny_dataset
     from dkt_training.trainer import LoraTrainer

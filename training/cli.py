@@ -101,10 +101,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``accelerate launch -m dkt_training.cli CONFIG.yaml``."""
-    parser = argparse.ArgumentParser(prog="dkt-stack train")
+    """Entry point for ``accelerate launch -m dkt_training.cli CONFIG.yaml``: errors end as one line, as with ``dkt-stack train``."""
+    from dkt_stack.cli import CommandParser, add_debug_option, debug_environment, report_error
+
+    parser = CommandParser(prog="dkt-stack train")
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    add_debug_option(parser)
+    args = parser.parse_args(argv)
+    with debug_environment(bool(getattr(args, "debug", False))):
+        try:
+            return run(args)
+        except Exception as exc:  # missing weights, bad data, ...: `dkt-stack train: <what> — <fix>` (--debug: traceback)
+            return report_error("dkt-stack train", exc)
 
 
 if __name__ == "__main__":

@@ -70,13 +70,11 @@ class Collector:
     """Turns captures into samples of one session: detection, checks, flange pose, storage."""
 
     def __init__(self, session: CalibrationSession, config: CalibrationConfig, kinematics=None):
-        from dkt_grasping.kinematics import PiperKinematics
-
         self.session = session
         self.config = config
         self.model = BoardModel(session.info.board)
         self.intrinsics = session.info.intrinsics
-        self.kin = kinematics or PiperKinematics()
+        self.kin = kinematics or config.arm.kinematics()
         self._detector = config.detection.detector(self.model)
 
     def capture(self, source: SampleSource, pose_index: int = -1) -> Sample:

@@ -18,6 +18,7 @@ from dkt_grasping.calibration.detection import DetectionConfig
 from dkt_grasping.calibration.poses import PosePlanConfig
 from dkt_grasping.calibration.samples import check_mode
 from dkt_grasping.calibration.solver import SolverConfig
+from dkt_grasping.reachability import ArmModelConfig
 from dkt_stack.config import ConfigError, load_config, param
 from dkt_stack.rig import RigConfig, pose7_to_matrix
 
@@ -27,6 +28,9 @@ class CalibrationConfig:
     """Everything a calibration run needs besides the rig file (see the module docstring)."""
 
     board: BoardConfig = param(default_factory=BoardConfig, help="the calibration target: its tags, sizes and layout")
+    arm: ArmModelConfig = param(
+        default_factory=ArmModelConfig, help="the arm's kinematic model (zero convention: must be the firmware's, or every flange pose is off)"
+    )
     board_pose: list[float] = param(
         default_factory=lambda: [0.07, 0.0, 0.03, 0.0, 0.0, 0.0, 1.0],
         help="rough board pose, only used to choose automatic poses: in the flange frame for eye_to_hand (board on the gripper), "

@@ -184,7 +184,7 @@ def generate_pose_plan(
     :func:`table_points`.
     """
     from dkt_grasping.collision import ArmCollisionModel, SceneCollision
-    from dkt_grasping.kinematics import IKError, PiperKinematics
+    from dkt_grasping.kinematics import PiperKinematics
 
     c = config or PosePlanConfig()
     check_mode(mode)
@@ -206,7 +206,7 @@ def generate_pose_plan(
     dist = np.linalg.norm(t, axis=1)
     facing = np.einsum("ni,ni->n", views[:, :3, 2], t) / np.maximum(dist, 1e-9)
     rough = (t[:, 2] > 0) & (dist > 0.7 * c.distance_m[0]) & (dist < 1.3 * c.distance_m[1]) & (facing > 0.2)
-    # Smallest corrections first: IK from the random configuration then converges (a large turn rarely does).
+    # Smallest corrections first: views close to a screened configuration are the likeliest to be reachable.
     off_axis = np.arccos(np.clip(t[:, 2] / np.maximum(dist, 1e-9), -1.0, 1.0))
     needed = (
         np.maximum(off_axis - c.view_cone * half_fov, 0.0)
@@ -226,11 +226,11 @@ def generate_pose_plan(
             continue
         tried += 1
         F = flange_from_view(mode, view, X_nominal, Y_nominal)
-        try:
-            q = kin.ik(F @ T_flange_tcp, samples[i], num_random_seeds=0, rng=rng)
-        except IKError:
-            continue
-        if collision.in_collision(q, scene):
+        # every IK branch of the view, nearest the screened configuration first; the first collision-free one
+        solutions = kin.ik_all(F @ T_flange_tcp)
+        solutions = solutions[np.argsort(np.abs(solutions - samples[i]).sum(axis=1))]
+        q = next((s for s in solutions if not collision.in_collision(s, scene)), None)
+        if q is None:
             continue
         qs.append(q)
         poses.append(kin.fk(q, frame=FLANGE_FRAME))

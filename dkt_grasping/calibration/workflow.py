@@ -48,7 +48,7 @@ def plan_poses(session: CalibrationSession, config: CalibrationConfig, q_start: 
     X, Y = nominal_geometry(info.mode, load_rig(info.rig), info.arm, config)
     plan = generate_pose_plan(
         info.mode, X, Y, BoardModel(info.board), info.intrinsics, config.poses,
-        q_start=q_start, kinematics=kinematics, coverage=config.solver.coverage,
+        q_start=q_start, kinematics=kinematics or config.arm.kinematics(), coverage=config.solver.coverage,
     )  # fmt: skip
     if plan.qs:
         session.set_pose_plan(plan.qs)
@@ -74,7 +74,7 @@ def refresh_flange_poses(session: CalibrationSession, kinematics=None) -> tuple[
 def solve_session(session: CalibrationSession, config: CalibrationConfig, kinematics=None) -> CalibrationResult:
     """Calibrate from the session's samples and store ``result.json`` and ``report.txt`` in it."""
     info = session.info
-    samples, moved_mm = refresh_flange_poses(session, kinematics)
+    samples, moved_mm = refresh_flange_poses(session, kinematics or config.arm.kinematics())
     # the board as configured now: a corrected tag size applies to samples collected before
     model = BoardModel(config.board)
     result = calibrate(samples, info.mode, model, info.intrinsics, config.solver, config.detection)
@@ -150,7 +150,7 @@ def verify_session(
         if res.get("mode") != info.mode or res.get("arm") != info.arm:
             raise ValueError(f"the calibration session {calibration.folder} is for {res.get('mode')} / {res.get('arm')}, not {info.mode} / {info.arm}")
         Y = np.asarray(res["Y"], dtype=np.float64)
-    samples, _ = refresh_flange_poses(session, kinematics)
+    samples, _ = refresh_flange_poses(session, kinematics or config.arm.kinematics())
     result = verify(
         samples, info.mode, BoardModel(config.board), info.intrinsics, X, Y,
         checks=config.detection, max_mm=config.verify_max_mm, max_deg=config.verify_max_deg,

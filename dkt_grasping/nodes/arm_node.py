@@ -26,7 +26,7 @@ from dkt_grasping.piper_model import JOINT_NAMES
 from dkt_grasping.planning.base import GRIPPER_JOINT, GraspPlan, steps_from_arrays
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
-from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, DiagnosticsConfig, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
 from dkt_stack.ros.qos import qos_by_name
@@ -39,18 +39,19 @@ class ArmNodeParams:
     qos: str = param("reliable", help="QoS of subscriptions and publishers: sensor_data or reliable")
     piper: PiperArmConfig = param(default_factory=PiperArmConfig, help="PiPER driver settings")
     simulated: SimulatedArmConfig = param(default_factory=SimulatedArmConfig, help="simulated arm settings")
+    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="staleness thresholds and rate window of /diagnostics")
 
 
 class ArmNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("arm", **node_kwargs)
         self.params = p = declare_and_read(self, ArmNodeParams)
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"arm:{p.arm}")
+        self.diagnostics = NodeDiagnostics(self, hardware_id=f"arm:{p.arm}", config=p.diagnostics)
         self.arm = create_arm(p.arm, getattr(p, p.arm))
         self._busy = threading.Lock()
         self._worker: threading.Thread | None = None
         qos = qos_by_name(p.qos)
-        self._pub = self.create_publisher(JointState, "joint_states", qos)
+        self._pub = self.diagnostics.publisher(JointState, "joint_states", qos)
         self.create_subscription(JointTrajectory, "joint_trajectory", self._on_trajectory, qos)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Trigger, "~/enable", self._on_enable)

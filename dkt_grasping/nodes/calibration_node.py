@@ -38,7 +38,7 @@ from dkt_grasping.calibration.poses import table_points
 from dkt_grasping.piper_model import JOINT_NAMES
 from dkt_grasping.planning.base import GRIPPER_JOINT
 from dkt_stack import conversions as cv
-from dkt_stack.config import param
+from dkt_stack.config import param, to_dict
 from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
@@ -64,14 +64,13 @@ class CalibrationNodeParams:
 
 class CalibrationNode(Node):
     def __init__(self, **node_kwargs) -> None:
-        from dkt_grasping.kinematics import PiperKinematics
         from dkt_grasping.planning import create_planner
 
         super().__init__("calibration", **node_kwargs)
         self.params = p = declare_and_read(self, CalibrationNodeParams)
         self.config = load_calibration_config(p.config_file or p.mode)
-        self.kin = PiperKinematics()
-        planner = create_planner("cpu", {"workspace": REACH_WORKSPACE})
+        self.kin = self.config.arm.kinematics()
+        planner = create_planner("cpu", {"workspace": REACH_WORKSPACE, "arm": to_dict(self.config.arm)})
         self.live = LiveRig(p.live, planner=planner, kinematics=self.kin, send_trajectory=self._send, scene_points=table_points(self.config.poses))
         self.diagnostics = NodeDiagnostics(self, hardware_id=f"calibration:{p.arm}:{p.mode}")
         qos = qos_by_name(p.qos)

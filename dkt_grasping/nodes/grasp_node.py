@@ -47,7 +47,7 @@ from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack import conversions as cv
 from dkt_stack.config import ConfigError, param
 from dkt_stack.rig import load_rig
-from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, DiagnosticsConfig, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
 from dkt_stack.ros.qos import qos_by_name
@@ -76,6 +76,7 @@ class GraspNodeParams:
     rig: str = param("cobot_magic", help="rig description (config/rig/<name>.yaml or a path): camera pose and base frame per arm, with arms")
     antipodal: AntipodalConfig = param(default_factory=AntipodalConfig, help="antipodal detector settings")
     anygrasp: AnyGraspConfig = param(default_factory=AnyGraspConfig, help="AnyGrasp SDK settings")
+    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="staleness thresholds and rate window of /diagnostics")
 
 
 def grasp_markers(grasps, header) -> MarkerArray:
@@ -115,7 +116,7 @@ class GraspNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("grasp", **node_kwargs)
         self.params = p = declare_and_read(self, GraspNodeParams)
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"grasp:{p.detector}")
+        self.diagnostics = NodeDiagnostics(self, hardware_id=f"grasp:{p.detector}", config=p.diagnostics)
         detector = create_grasp_detector(p.detector, getattr(p, p.detector))
         qos = qos_by_name(p.qos)
         # (arm name, base frame, T_base_camera) for each arm; the single arm is named ""
@@ -140,7 +141,7 @@ class GraspNode(Node):
         self._busy = threading.Lock()
         self._dropped = 0
         self._latest: PointCloud2 | None = None
-        self.create_subscription(PointCloud2, "points", self._on_points, qos_by_name(p.points_qos))
+        self.diagnostics.subscribe(PointCloud2, "points", self._on_points, qos_by_name(p.points_qos))
         self.create_service(Trigger, "~/detect", self._on_detect, callback_group=ReentrantCallbackGroup())
         self.diagnostics.set(OK, "waiting for points", detector=p.detector, arms=",".join(p.arms) or p.base_frame)
 

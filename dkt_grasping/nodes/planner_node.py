@@ -32,7 +32,7 @@ from dkt_grasping.planning.cpu_planner import CpuPlannerConfig
 from dkt_grasping.planning.curobo import CuroboConfig
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
-from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, DiagnosticsConfig, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
 from dkt_stack.ros.qos import qos_by_name
@@ -45,6 +45,7 @@ class PlannerNodeParams:
     gripper_dwell_s: float = param(0.5, help="time given to each gripper command in the published trajectory (s)")
     cpu: CpuPlannerConfig = param(default_factory=CpuPlannerConfig, help="CPU planner settings")
     curobo: CuroboConfig = param(default_factory=CuroboConfig, help="cuRobo settings")
+    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="staleness thresholds and rate window of /diagnostics")
 
 
 def grasps_from_messages(poses: PoseArray, info: Float32MultiArray) -> list[Grasp]:
@@ -60,7 +61,7 @@ class PlannerNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("planner", **node_kwargs)
         self.params = p = declare_and_read(self, PlannerNodeParams)
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"planner:{p.planner}")
+        self.diagnostics = NodeDiagnostics(self, hardware_id=f"planner:{p.planner}", config=p.diagnostics)
         self.planner = create_planner(p.planner, getattr(p, p.planner))
         qos = qos_by_name(p.qos)
         self._pub = self.create_publisher(JointTrajectory, "joint_trajectory", qos)
@@ -73,7 +74,7 @@ class PlannerNode(Node):
         self._requests = 0  # planning attempts so far: lets a client tell this attempt's outcome from a stale status
         self.create_subscription(Float32MultiArray, "grasp_info", self._on_info, qos)
         self.create_subscription(PointCloud2, "scene", self._on_scene, qos)
-        self.create_subscription(JointState, "joint_states", self._on_joints, qos)
+        self.diagnostics.subscribe(JointState, "joint_states", self._on_joints)  # a sensor stream: best effort, any publisher
         self.create_subscription(PoseArray, "grasps", self._on_grasps, qos)
         self.diagnostics.set(OK, "waiting for joint_states and grasps", planner=p.planner)
 

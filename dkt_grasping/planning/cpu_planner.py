@@ -34,7 +34,7 @@ from dkt_grasping.collision import ArmCollisionConfig, SceneCollision
 from dkt_grasping.grasp import Grasp
 from dkt_grasping.gripper import GripperConfig
 from dkt_grasping.kinematics import IKError
-from dkt_grasping.planning.base import GraspPlan, GripperCommand, JointTrajectory, PlanningError, PlanStep
+from dkt_grasping.planning.base import GraspPlan, GripperCommand, JointTrajectory, PlanningError, PlanningFailure, PlanStep
 from dkt_grasping.planning.time_parameterization import time_parameterize
 from dkt_grasping.reachability import ArmModelConfig, GraspGoal, GraspMotionConfig, ReachabilityChecker, ReachabilityConfig
 from dkt_grasping.workspace import WorkspaceLimits
@@ -168,28 +168,24 @@ class CpuGraspPlanner:
         """Collision-free timed motion to a joint configuration (rad)."""
         scene = SceneCollision(scene_points, self.config.collision.voxel_size)
         q_start = self._check_start(q_start, scene)
-        try:
-            q_goal = self.kin.check_q(q_goal, "q_goal")
-        except ValueError as exc:
-            raise PlanningError("start_invalid", str(exc)) from exc
-        if not self.kin.within_limits(q_goal, tol=1e-6):
-            raise PlanningError("joint_limits", f"goal outside joint limits: {'; '.join(self.kin.limit_violations(q_goal))}")
-        hits = self.collision.colliding_links(q_goal, scene)
-        if hits:
-            raise PlanningError("collision", f"the arm collides at the goal ({', '.join(hits)})")
+        q_goal = self._check_configuration(q_goal, "goal", scene, collision_kind="collision")
         return self._timed(self._connect(q_start, q_goal, scene))
 
     # -- pieces ----------------------------------------------------------------------------
     def _check_start(self, q_start, scene) -> np.ndarray:
+        return self._check_configuration(q_start, "start", scene, collision_kind="start_invalid")
+
+    def _check_configuration(self, q, what: str, scene, *, collision_kind: PlanningFailure) -> np.ndarray:
+        """A finite joint configuration within the limits and free of collision, or a PlanningError saying which it is not."""
         try:
-            q = self.kin.check_q(q_start, "q_start")
+            q = self.kin.check_q(q, f"q_{what}")
         except ValueError as exc:
             raise PlanningError("start_invalid", str(exc)) from exc
         if not self.kin.within_limits(q, tol=1e-6):
-            raise PlanningError("joint_limits", f"start configuration outside joint limits: {'; '.join(self.kin.limit_violations(q))}")
+            raise PlanningError("joint_limits", f"{what} configuration outside joint limits: {'; '.join(self.kin.limit_violations(q))}")
         hits = self.collision.colliding_links(q, scene)
         if hits:
-            raise PlanningError("start_invalid", f"start configuration is in collision ({', '.join(hits)})")
+            raise PlanningError(collision_kind, f"{what} configuration is in collision ({', '.join(hits)})")
         return np.clip(q, self.kin.lower, self.kin.upper)
 
     def _check_workspace(self, p: np.ndarray, what: str) -> None:

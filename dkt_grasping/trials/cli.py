@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run_p.add_argument(
         "--arm",
-        help="arm: simulated (simulation); on the rig piper (default), simulated, left, right or BACKEND:NAMESPACE such as piper:left",
+        help="arm: simulated (simulation); on the rig piper (default), simulated, left, right, BACKEND:NAMESPACE such as piper:left, "
+        "or auto (two-arm graphs: the grasp node chooses the arm per trial)",
     )
     run_p.add_argument(
         "--objects", help="comma-separated target objects (simulation: library kinds such as glass_cup,soda_can; default: any of the surface type)"

@@ -20,8 +20,12 @@ The depth and metric stages run continuously in their nodes, so they are timed t
 as ``perception_latency`` (cloud arrival minus its camera stamp).
 
 ``spec.arm`` selects the arm: ``piper`` / ``simulated`` (the root-namespace arm, and its
-backend is checked), ``left`` / ``right`` (the Cobot Magic arms in /left, /right), or
-``piper:left`` (both). ``weights_checksum()`` is ``n/a``: the weights live in depth_node's
+backend is checked), ``left`` / ``right`` (the Cobot Magic arms in /left, /right, each with
+its own grasp node), ``piper:left`` (both), or ``auto``: the graph's one grasp node
+(``/grasp``, ``arms: [left, right]``) chooses the arm by reachability for every trial
+(:mod:`dkt_grasping.arm_choice`), its ``~/detect`` reply names it (``left: 12 grasps; ...``),
+and the trial follows that arm's planner and driver and records it (``parameters.arm_namespace``,
+``grasp.arm``). ``weights_checksum()`` is ``n/a``: the weights live in depth_node's
 process and it does not publish their checksum.
 """
 
@@ -63,15 +67,21 @@ class RigTimeouts:
     joint_tolerance_rad: float = 0.02
 
 
-def arm_selection(arm: str) -> tuple[str, str | None]:
-    """``spec.arm`` -> (namespace ``""``/``"/left"``, arm backend to check or None); see the module docstring."""
+#: ``spec.arm`` value letting the graph's grasp node choose the arm for each trial.
+AUTO_ARM = "auto"
+
+
+def arm_selection(arm: str) -> tuple[str | None, str | None]:
+    """``spec.arm`` -> (namespace ``""``/``"/left"``, or None for ``auto``; arm backend to check or None); see the module docstring."""
+    if arm == AUTO_ARM:
+        return None, None
     if ":" in arm:
         backend, ns = arm.split(":", 1)
     else:
         backend, ns = (arm, "") if arm in ARMS or not arm else ("", arm)
     ns = ns.strip("/")
     if (backend and backend not in ARMS) or not all(c.isalnum() or c == "_" for c in ns):
-        raise ValueError(f"rig arm must be piper, simulated, left, right or BACKEND:NAMESPACE (e.g. piper:left), got {arm!r}")
+        raise ValueError(f"rig arm must be piper, simulated, left, right, auto or BACKEND:NAMESPACE (e.g. piper:left), got {arm!r}")
     return (f"/{ns}" if ns else ""), (backend or None)
 
 
@@ -132,28 +142,47 @@ class RigTrialBackend:
 
         self.spec, self.t = spec, timeouts or RigTimeouts()
         self.ns, self.arm_backend = arm_selection(spec.arm)
+        self._types = {"grasps": PoseArray, "grasp_info": Float32MultiArray, "joint_trajectory": JointTrajectory, "joint_states": JointState}
         self._Trigger = Trigger
         self.ros = RosHarness()
-        node, sensor, reliable = self.ros.probe, qos_by_name("sensor_data"), qos_by_name("reliable", depth=10)
+        node, sensor = self.ros.probe, qos_by_name("sensor_data")
+        self._reliable = qos_by_name("reliable", depth=10)
         self.inbox = {"points": _Inbox(2), "colour": _Inbox(10), "depth": _Inbox(4), "diagnostics": _Inbox(500)}
-        self.inbox |= {"grasps": _Inbox(4), "grasp_info": _Inbox(4), "joint_trajectory": _Inbox(4), "joint_states": _Inbox(2000)}
-        self.topics = {
-            "points": "/camera/points", "colour": "/camera/color/image_raw", "depth": "/camera/depth/metric", "diagnostics": "/diagnostics",
-            "grasps": f"{self.ns}/grasps", "grasp_info": f"{self.ns}/grasp_info",
-            "joint_trajectory": f"{self.ns}/joint_trajectory", "joint_states": f"{self.ns}/joint_states",
-        }  # fmt: skip
-        types = {"points": PointCloud2, "colour": Image, "depth": Image, "diagnostics": DiagnosticArray, "grasps": PoseArray}
-        types |= {"grasp_info": Float32MultiArray, "joint_trajectory": JointTrajectory, "joint_states": JointState}
+        self.topics = {"points": "/camera/points", "colour": "/camera/camera/color/image_raw", "depth": "/camera/depth/metric", "diagnostics": "/diagnostics"}
+        types = {"points": PointCloud2, "colour": Image, "depth": Image, "diagnostics": DiagnosticArray}
         for key, topic in self.topics.items():
-            qos = sensor if key in ("points", "colour", "depth") else reliable
-            node.create_subscription(types[key], topic, self.inbox[key], qos)
-        self.detect_service = f"{self.ns}/grasp/detect"
+            node.create_subscription(types[key], topic, self.inbox[key], sensor if key in ("points", "colour", "depth") else self._reliable)
+        self.arm_inboxes: dict[str, dict[str, _Inbox]] = {}  # per arm namespace: grasps, grasp_info, joint_trajectory, joint_states
+        self.detect_service = "/grasp/detect" if self.ns is None else f"{self.ns}/grasp/detect"
         self.detect = node.create_client(Trigger, self.detect_service)
         try:
+            self.arm_namespaces = self._find_arms() if self.ns is None else [self.ns]
+            for ns in self.arm_namespaces:
+                self._listen_to_arm(ns)
             self._check_graph()
         except BaseException:
             self.close()
             raise
+
+    def _listen_to_arm(self, ns: str) -> None:
+        """Subscribe to one arm namespace's grasps, grasp_info, joint_trajectory and joint_states."""
+        self.arm_inboxes[ns] = {"grasps": _Inbox(4), "grasp_info": _Inbox(4), "joint_trajectory": _Inbox(4), "joint_states": _Inbox(2000)}
+        for key, box in self.arm_inboxes[ns].items():
+            self.ros.probe.create_subscription(self._types[key], f"{ns}/{key}", box, self._reliable)
+
+    def _find_arms(self) -> list[str]:
+        """``auto``: the arms the graph's grasp node chooses between (its diagnostics' ``arms``), as namespaces."""
+        hint = START_HINT.format(method=self.spec.method)
+        status = _poll(lambda: self._latest_status("/grasp"), self.t.graph_s)
+        arms = (_value(status, "arms") or "") if status is not None else ""
+        names = [a for a in arms.split(",") if a]  # a one-arm grasp node reports its base frame: one name
+        if status is None or len(names) < 2:
+            found = "no /grasp diagnostics" if status is None else f"/grasp chooses between {arms or 'nothing'}"
+            raise RigUnavailableError(
+                f"--arm auto needs one grasp node /grasp choosing between two or more arms ({found}): start a two-arm graph "
+                f"(`dkt-stack up cobot_magic` or `cobot_magic_sim`) or name the arm (--arm left); {hint}"
+            )
+        return [f"/{a}" for a in names]
 
     def _statuses(self, node_name: str, after: int = 0) -> list[tuple[int, object]]:
         """(seq, DiagnosticStatus) of one node (fully qualified name, e.g. /left/planner) since diagnostics seq ``after``."""
@@ -172,18 +201,19 @@ class RigTrialBackend:
         needs = {
             f"service {self.detect_service}": self.detect.service_is_ready,
             f"clouds on {self.topics['points']}": lambda: self.inbox["points"].seq > 0,
-            f"{self.topics['joint_states']}": lambda: self.inbox["joint_states"].seq > 0,
             "depth_node diagnostics (/camera/depth)": lambda: self._latest_status("/camera/depth") is not None,
-            f"planner diagnostics ({self.ns}/planner)": lambda: self._latest_status(f"{self.ns}/planner") is not None,
-            f"arm diagnostics ({self.ns}/arm)": lambda: self._latest_status(f"{self.ns}/arm") is not None,
             f"colour frames on {self.topics['colour']}": lambda: self.inbox["colour"].seq > 0,
         }
-        # The nodes must also see each other (discovery takes its own time per topic; a grasp published before
-        # the planner subscribed is lost): each of these topics has this probe and one node of the graph on it.
         probe = self.ros.probe
-        for key, who in (("grasps", "planner"), ("grasp_info", "planner"), ("joint_states", "planner"), ("joint_trajectory", "arm")):
-            topic = self.topics[key]
-            needs[f"{who} subscribed to {topic}"] = lambda topic=topic: probe.count_subscribers(topic) >= 2
+        for ns, box in self.arm_inboxes.items():
+            needs[f"{ns}/joint_states"] = lambda box=box: box["joint_states"].seq > 0
+            needs[f"planner diagnostics ({ns}/planner)"] = lambda ns=ns: self._latest_status(f"{ns}/planner") is not None
+            needs[f"arm diagnostics ({ns}/arm)"] = lambda ns=ns: self._latest_status(f"{ns}/arm") is not None
+            # The nodes must also see each other (discovery takes its own time per topic; a grasp published before
+            # the planner subscribed is lost): each of these topics has this probe and one node of the graph on it.
+            for key, who in (("grasps", "planner"), ("grasp_info", "planner"), ("joint_states", "planner"), ("joint_trajectory", "arm")):
+                topic = f"{ns}/{key}"
+                needs[f"{who} subscribed to {topic}"] = lambda topic=topic: probe.count_subscribers(topic) >= 2
         _poll(lambda: True if all(ok() for ok in needs.values()) else None, max(0.0, deadline - time.monotonic()))
         missing = [what for what, ok in needs.items() if not ok()]
         if missing:
@@ -194,13 +224,14 @@ class RigTrialBackend:
                 f"the running graph's depth_node uses depth backend {depth_backend!r} but the session's method is "
                 f"{self.spec.method!r}: restart the graph with backend:={self.spec.method} or run the session with --method {depth_backend}"
             )
-        arm_backend = self._latest_status(f"{self.ns}/arm").hardware_id.partition(":")[2]
-        if self.arm_backend is not None and arm_backend != self.arm_backend:
-            raise RigUnavailableError(
-                f"the running arm node {self.ns}/arm drives arm {arm_backend!r} but the session says {self.arm_backend!r}: "
-                f"run the session with --arm {arm_backend}{':' + self.ns.strip('/') if self.ns else ''} or start the graph with that arm"
-            )
-        self.arm_backend = arm_backend
+        backends = {ns: self._latest_status(f"{ns}/arm").hardware_id.partition(":")[2] for ns in self.arm_namespaces}
+        for ns, arm_backend in backends.items():
+            if self.arm_backend is not None and arm_backend != self.arm_backend:
+                raise RigUnavailableError(
+                    f"the running arm node {ns}/arm drives arm {arm_backend!r} but the session says {self.arm_backend!r}: "
+                    f"run the session with --arm {arm_backend}{':' + ns.strip('/') if ns else ''} or start the graph with that arm"
+                )
+        self.arm_backend = ",".join(sorted(set(backends.values())))
 
     def weights_checksum(self) -> str:
         return "n/a"  # the weights are loaded by depth_node, which does not publish their checksum
@@ -236,6 +267,7 @@ class RigTrialBackend:
         t, box = self.t, self.inbox
         # -- capture: the first cloud stamped after the trial began; metric depth of that stamp, the colour frame nearest to it
         t0, start_ns, seqs = time.perf_counter(), time.time_ns(), {k: b.seq for k, b in box.items()}
+        arm_seqs = {ns: {k: b.seq for k, b in boxes.items()} for ns, boxes in self.arm_inboxes.items()}
         found = _poll(lambda: next((i for i in box["points"].after(0) if cv.stamp_to_ns(i[2].header.stamp) >= start_ns), None), t.capture_s)
         out.timings_ms["capture"] = _ms(t0)
         if found is None:
@@ -262,8 +294,7 @@ class RigTrialBackend:
         out.parameters["cloud_points"], out.parameters["cloud_stamp_ns"] = len(xyz), stamp
         # -- grasp detection on the grasp node's latest cloud
         t0, diag0 = time.perf_counter(), box["diagnostics"].seq
-        arm0, planner0 = self._latest_status(f"{self.ns}/arm"), self._latest_status(f"{self.ns}/planner")
-        request0 = int(_value(planner0, "plan_request") or 0) if planner0 is not None else 0
+        before = {ns: (self._latest_status(f"{ns}/arm"), self._latest_status(f"{ns}/planner")) for ns in self.arm_namespaces}
         try:
             reply = self.ros.call(self.detect, self._Trigger.Request(), timeout=t.detect_s)
             while not reply.success and reply.message.startswith("no cloud received yet") and _ms(t0) < 1000 * t.capture_s:
@@ -275,16 +306,24 @@ class RigTrialBackend:
         if not reply.success:
             out.timings_ms["grasp_detection"] = _ms(t0)
             return self._fail(out, "grasp_detection", f"{self.detect_service}: {reply.message}")
-        poses = _poll(lambda: next(iter(box["grasps"].after(seqs["grasps"])), None), 5.0)
-        info = _poll(lambda: next(iter(box["grasp_info"].after(seqs["grasp_info"])), None), 5.0)
+        ns = self.ns if self.ns is not None else self._chosen_arm(reply.message)
+        if ns is None:
+            out.timings_ms["grasp_detection"] = _ms(t0)
+            return self._fail(out, "grasp_detection", f"{self.detect_service} did not name one of the arms {self.arm_namespaces}: {reply.message}")
+        out.parameters["arm_namespace"] = ns
+        abox, aseqs = self.arm_inboxes[ns], arm_seqs[ns]
+        arm0, planner0 = before[ns]
+        request0 = int(_value(planner0, "plan_request") or 0) if planner0 is not None else 0
+        poses = _poll(lambda: next(iter(abox["grasps"].after(aseqs["grasps"])), None), 5.0)
+        info = _poll(lambda: next(iter(abox["grasp_info"].after(aseqs["grasp_info"])), None), 5.0)
         out.timings_ms["grasp_detection"] = _ms(t0)
         if poses is None or info is None:
-            return self._fail(out, "grasp_detection", f"{reply.message} reported, but nothing on {self.topics['grasps']} within 5 s")
+            return self._fail(out, "grasp_detection", f"{reply.message} reported, but nothing on {ns}/grasps within 5 s")
         frame, mats = poses[2].header.frame_id, cv.pose_array_to_matrices(poses[2])
         rows = np.asarray(info[2].data, dtype=np.float64).reshape(-1, 3)
         out.parameters["grasps_found"], out.parameters["grasp_frame"] = len(mats), frame
         # -- planning: planner_node plans on those grasps; it refuses with a diagnostic numbered by plan_request
-        t0, planner = time.perf_counter(), f"{self.ns}/planner"
+        t0, planner = time.perf_counter(), f"{ns}/planner"
 
         def this_request(s) -> bool:  # a status about the plan for these grasps, not a stale one repeated once a second
             return int(_value(s, "plan_request") or 0) > request0
@@ -296,7 +335,7 @@ class RigTrialBackend:
             return any(this_request(s) for _, s in self._statuses(planner, diag0))
 
         def plan_or_refusal():
-            return next(iter(box["joint_trajectory"].after(seqs["joint_trajectory"])), None) or refusal()
+            return next(iter(abox["joint_trajectory"].after(aseqs["joint_trajectory"])), None) or refusal()
 
         # The planner acknowledges a request before planning; grasps lost between two nodes (discovery still under
         # way) are never acknowledged, so publish them again (never when acknowledged: that would plan twice).
@@ -304,7 +343,7 @@ class RigTrialBackend:
             if _poll(lambda: True if acknowledged() or plan_or_refusal() else None, t.acknowledge_s):
                 break
             out.parameters["detect_resends"] = out.parameters.get("detect_resends", 0) + 1
-            seqs["grasps"], seqs["grasp_info"] = box["grasps"].seq, box["grasp_info"].seq
+            aseqs["grasps"], aseqs["grasp_info"] = abox["grasps"].seq, abox["grasp_info"].seq
             self.ros.call(self.detect, self._Trigger.Request(), timeout=t.detect_s)
         traj = _poll(plan_or_refusal, t.planning_s)
         out.timings_ms["planning"] = _ms(t0)
@@ -312,9 +351,9 @@ class RigTrialBackend:
             if traj is not None:
                 out.parameters["plan_request"] = int(_value(traj, "plan_request"))
             last = self._latest_status(planner)
-            reason = traj.message if traj is not None else f"no {self.topics['joint_trajectory']} within {t.planning_s:g} s"
+            reason = traj.message if traj is not None else f"no {ns}/joint_trajectory within {t.planning_s:g} s"
             return self._fail(out, "planning", reason if traj is not None else f"{reason} (planner says: {last and last.message})")
-        states0 = box["joint_states"].seq
+        states0 = abox["joint_states"].seq
         names, times, pos, _, _ = cv.joint_trajectory_to_arrays(traj[2])
         closing = np.flatnonzero(np.diff(pos[:, -1]) < 0)
         out.trajectory = {
@@ -324,13 +363,13 @@ class RigTrialBackend:
             "gripper_close_m": round(float(pos[-1, -1]), 5),
         }  # fmt: skip
         # -- execution: joint1..6 at the last point (the gripper stops on the object, not at its command), or an arm error
-        t0, arm = time.perf_counter(), f"{self.ns}/arm"
+        t0, arm = time.perf_counter(), f"{ns}/arm"
         goal = pos[-1, :6]
 
         checked = [states0]
 
         def arrived():
-            for seq, _, m in box["joint_states"].after(checked[0]):
+            for seq, _, m in abox["joint_states"].after(checked[0]):
                 checked[0] = seq
                 if not set(names[:6]) <= set(m.name):
                     continue  # not this arm's full state
@@ -352,7 +391,7 @@ class RigTrialBackend:
                 out, "execution", done.message if done is not None else f"arm not at the last point after {t.execution_s:g} s"
             )
         time.sleep(t.settle_s)
-        final = box["joint_states"].after(states0)[-1][2]
+        final = abox["joint_states"].after(states0)[-1][2]
         out.timings_ms["execution"] = _ms(t0)
         out.gripper_width_m = round(float(final.position[list(final.name).index(names[-1])]), 5)
         out.parameters["final_q_rad"] = _rounded([final.position[list(final.name).index(n)] for n in names[:6]])
@@ -364,11 +403,17 @@ class RigTrialBackend:
         index = int(_value(used, "grasp_index")) if used is not None else 0
         out.parameters["plan_request"] = int(_value(used, "plan_request")) if used is not None else None
         out.grasp = {
-            "pose_base": _rounded(mats[index]), "frame": frame, "width_m": round(float(rows[index, 0]), 5),
+            "arm": ns.strip("/") or self.arm_backend, "pose_base": _rounded(mats[index]), "frame": frame, "width_m": round(float(rows[index, 0]), 5),
             "score": round(float(rows[index, 1]), 5), "depth_m": round(float(rows[index, 2]), 5), "grasp_index": index,
             "grasp_index_from": "planner diagnostics" if used is not None else "unknown (assumed the best grasp)",
         }  # fmt: skip
         return out
+
+
+    def _chosen_arm(self, message: str) -> str | None:
+        """The arm namespace a two-arm grasp node's ``~/detect`` reply names (``left: 12 grasps; ...``), or None."""
+        name = message.partition(":")[0].strip()
+        return f"/{name}" if f"/{name}" in self.arm_namespaces else None
 
 
 def _level(status) -> int:

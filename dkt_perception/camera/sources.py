@@ -38,7 +38,8 @@ class SyntheticSource:
             scene_config = default_scene_config(config.seed)
         scene_config = replace(scene_config, width=config.width, height=config.height, fps=config.fps, camera_motion=config.camera_motion)
         self.scene = SyntheticScene(scene_config)
-        self.intrinsics = replace(self.scene.intrinsics, frame_id=frame_id)
+        # an ideal pinhole: plumb_bob with its 5 coefficients zero, as realsense2_camera publishes D
+        self.intrinsics = replace(self.scene.intrinsics, frame_id=frame_id, distortion_model="plumb_bob", distortion=(0.0,) * 5)
         self._index = 0
 
     def open(self) -> None:

@@ -1,4 +1,9 @@
-"""``dkt-stack bench depth``: DKT ms/frame per stage and peak memory (random weights or real ones)."""
+"""``dkt-stack bench depth``: DKT ms/frame per stage and peak memory (random weights or real ones).
+
+The networks are built once; the inference runs ``--runs`` times (medians with
+min/max, see :func:`dkt_stack.cli.bench.median_of_runs`). Peak memory is the
+whole process's (so that of the largest run).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ import torch
 from dkt_perception.depth.config import DepthConfig
 from dkt_perception.depth.dkt_backend import DKTBackend
 from dkt_perception.depth.interface import DepthFrame
-from dkt_stack.cli.bench import peak_memory_mb
+from dkt_stack.cli.bench import add_runs_argument, median_of_runs, peak_memory_mb
+
+#: figures that vary from run to run (medians printed, min/max beside them)
+FIGURES = ("ms_per_frame", "max_latency_ms")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-stride", type=int, default=1, help="streaming: new latents between DiT runs")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     parser.add_argument("--json", action="store_true", help="single-line JSON")
+    add_runs_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -40,22 +49,30 @@ def run(args: argparse.Namespace) -> dict:
     if backend.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     rgb = np.random.default_rng(0).integers(0, 256, (args.frames, args.height, args.width, 3), dtype=np.uint8)
-    t0 = time.perf_counter()
-    if args.mode == "offline":
-        timings = backend.infer_video(rgb).timings_ms
-        encoded_per_frame = None
-        latency = None
-    else:
-        results = []
-        for i, frame in enumerate(rgb):
-            results += backend.stream(DepthFrame(frame, i))
-        encoded_per_frame = backend.frames_encoded_per_frame
-        results += backend.flush()
-        timings = dict(backend._stream.stage_ms)
-        latency = float(np.max([r.timings_ms["latency"] for r in results]))
-    total_ms = (time.perf_counter() - t0) * 1e3
     n = args.frames
-    out = {
+
+    def measure() -> dict:
+        t0 = time.perf_counter()
+        if args.mode == "offline":
+            timings = backend.infer_video(rgb).timings_ms
+            latency = None
+        else:
+            backend.reset()
+            backend._stream.stage_ms.clear()
+            results = []
+            for i, frame in enumerate(rgb):
+                results += backend.stream(DepthFrame(frame, i))
+            results += backend.flush()
+            timings = dict(backend._stream.stage_ms)
+            latency = round(float(np.max([r.timings_ms["latency"] for r in results])), 1)
+        total_ms = (time.perf_counter() - t0) * 1e3
+        out = {"ms_per_frame": {k: round(timings[k] / n, 2) for k in ("encode", "denoise", "decode")} | {"total": round(total_ms / n, 2)}}
+        if latency is not None:
+            out["max_latency_ms"] = latency
+        return out
+
+    figures = median_of_runs(measure, args.runs, FIGURES)
+    return {
         "config": args.config,
         "mode": args.mode,
         "device": backend.device,
@@ -64,14 +81,10 @@ def run(args: argparse.Namespace) -> dict:
         "height": args.height,
         "width": args.width,
         "steps": args.steps,
-        "ms_per_frame": {k: round(timings[k] / n, 2) for k in ("encode", "denoise", "decode")} | {"total": round(total_ms / n, 2)},
+        **figures,
         "peak_memory_mb": round(peak_memory_mb(backend.device), 1),
-        "frames_encoded_per_frame": 1.0 if encoded_per_frame is None and args.mode == "streaming" else encoded_per_frame,
+        # offline: frames encoded per input frame after padding to 4N+1; streaming encodes each frame once
+        "frames_encoded_per_frame": 1.0 if args.mode == "streaming" else round(((n - 1) // 4 * 4 + 5 if (n - 1) % 4 else n) / n, 3),
         "load_s": round(load_s, 2),
         "torch_threads": torch.get_num_threads(),
     }
-    if args.mode == "offline":
-        out["frames_encoded_per_frame"] = round(((n - 1) // 4 * 4 + 5 if (n - 1) % 4 else n) / n, 3)  # 4N+1 padding
-    if latency is not None:
-        out["max_latency_ms"] = round(latency, 1)
-    return out

@@ -67,7 +67,7 @@ def load_text_cache(path: str | Path, text_dim: int | None = None, *, device: st
 
     path = Path(path)
     if not path.is_file():
-        raise MissingWeightsError(f"missing text-conditioning cache {path}; run `dkt-stack weights fetch --dir {path.parent}`")
+        raise MissingWeightsError(f"missing text-conditioning cache {path}", fix=f"run `dkt-stack weights fetch --dir {path.parent}`")
     text = load_file(str(path)).get("text")
     if text is None or text.ndim != 3 or text.shape[:2] != (1, TEXT_TOKENS) or (text_dim is not None and text.shape[2] != text_dim):
         got = None if text is None else tuple(text.shape)
@@ -130,7 +130,7 @@ def load_umt5_from_wan_checkpoint(path: str | Path, config_dir: str | Path = UMT
 
     path = Path(path)
     if not path.is_file():
-        raise MissingWeightsError(f"missing umT5 encoder {path}; run `dkt-stack weights fetch --dir {path.parent.parent}`")
+        raise MissingWeightsError(f"missing umT5 encoder {path}", fix=f"run `dkt-stack weights fetch --dir {path.parent.parent}`")
     config = UMT5Config.from_pretrained(str(config_dir), local_files_only=True)
     raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     converted = convert_wan_t5_to_transformers(raw)

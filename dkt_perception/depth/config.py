@@ -31,5 +31,7 @@ class DepthConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = param("auto", help="'auto' = bfloat16 on CUDA, float32 on CPU")
     attention_backend: str = param("", help="diffusers attention backend ('flash', '_flash_3', 'sage', ...); empty = default SDPA")
     compile: bool = param(False, help="torch.compile the DiT's repeated blocks")
-    depth_anything_model: str = param("depth-anything/Depth-Anything-V2-Small-hf", help="HF id or local folder for depth_anything_v2")
+    depth_anything_model: str = param(
+        "depth-anything/Depth-Anything-V2-Small-hf", help="HF id or local folder for depth_anything_v2 ($DKT_DEPTH_ANYTHING_MODEL replaces the default)"
+    )
     depth_anything_size: int = param(518, help="depth_anything_v2 input size in pixels (shorter side, multiple of 14)")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from dkt_perception.depth.config import DepthConfig
-from dkt_perception.depth.engine import DKTDepthEngine
+from dkt_perception.depth.engine import DKTDepthEngine, Progress
 from dkt_perception.depth.interface import DepthFrame, DepthResult, VideoDepth
 
 log = logging.getLogger(__name__)
@@ -106,3 +107,8 @@ class DKTBackend:
     def infer_video(self, rgb: np.ndarray, raw_depth_m: np.ndarray | None = None) -> VideoDepth:
         disparity, timings = self.engine.infer_video(rgb)
         return VideoDepth(disparity, timings)
+
+    def infer_frames(self, frames: Iterable[np.ndarray], *, timings: dict[str, float] | None = None,
+                     progress: Progress | None = None) -> Iterator[np.ndarray]:
+        """:meth:`infer_video`'s result frame by frame, from frames read lazily (see ``DKTDepthEngine.infer_frames``)."""
+        return self.engine.infer_frames(frames, timings=timings, progress=progress)

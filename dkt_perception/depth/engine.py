@@ -52,8 +52,10 @@ halves the DiT cost again at the price of less temporal context.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,14 +68,16 @@ from dkt_perception.depth.preprocess import (
     check_model_size,
     decoded_to_disparity,
     disparity_to_input_size,
-    padded_frame_count,
     rgb_to_model,
 )
-from dkt_perception.depth.sampler import blended_velocity, dkt_sigmas, initial_noise, sample_flow_euler
+from dkt_perception.depth.sampler import blended_velocity, dkt_sigmas, initial_noise, sample_flow_euler, window_starts
 from dkt_perception.depth.vae_stream import CausalDecoderStream, CausalEncoderStream
 from dkt_perception.depth.wan_model import denormalize_latents, normalize_latents
 
 log = logging.getLogger(__name__)
+
+#: ``progress(stage, done, total)``: a long run reports how far it is (total None = not known yet)
+Progress = Callable[[str, int, "int | None"], None]
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -138,11 +142,25 @@ class DKTDepthEngine:
                                encoder_hidden_states_image=self.image, return_dict=False)[0]
         return out.float()
 
-    def sample_depth_latents(self, rgb_latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Normalised depth latents (float32) from normalised RGB latents, windowed and blended per step."""
+    def sample_depth_latents(self, rgb_latents: torch.Tensor, noise: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
+        """Normalised depth latents (float32) from normalised RGB latents, windowed and blended per step.
+
+        ``progress("denoise", done, total)`` is called after every DiT call (``total`` = steps x windows).
+        """
+        length = rgb_latents.shape[2]
+        calls_per_step = 1 if length <= self.window else len(window_starts(length, self.window, self.overlap))
+        total, done = (len(self.sigmas) - 1) * calls_per_step, 0
 
         def step_velocity(x, sigma):
-            return blended_velocity(lambda xs, cs: self.velocity(xs, cs, sigma), x, rgb_latents, self.window, self.overlap)
+            def window_velocity(xs, cs):
+                nonlocal done
+                v = self.velocity(xs, cs, sigma)
+                done += 1
+                if progress is not None:
+                    progress("denoise", done, total)
+                return v
+
+            return blended_velocity(window_velocity, x, rgb_latents, self.window, self.overlap)
 
         return sample_flow_euler(step_velocity, noise.float(), self.sigmas)
 
@@ -156,35 +174,87 @@ class DKTDepthEngine:
     def infer_video(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """rgb uint8 (N, H, W, 3) -> float32 (N, H, W) relative disparity in [0, 1], and timings (ms, totals)."""
         check_rgb_video(rgb)
-        n = rgb.shape[0]
+        timings: dict[str, float] = {}
+        out = np.empty(rgb.shape[:3], dtype=np.float32)
+        for i, disparity in enumerate(self.infer_frames(iter(rgb), timings=timings)):
+            out[i] = disparity
+        return out, timings
+
+    @torch.no_grad()  # on a generator torch enters/leaves no_grad around each step, not while the caller runs
+    def infer_frames(self, frames: Iterable[np.ndarray], *, timings: dict[str, float] | None = None,
+                     progress: Progress | None = None) -> Iterator[np.ndarray]:
+        """The offline result of :meth:`infer_video`, frame by frame, from frames read lazily.
+
+        frames: uint8 (H, W, 3) RGB, one size. Yields float32 (H, W) relative
+        disparity per input frame, in order, once the whole sequence has been
+        encoded and denoised (every frame sees its past and its future). Memory:
+        the VAE runs in causal chunks (1 frame, then 4) and the DiT in windows, so
+        only the latents (1/48 of the model-size frames) are held for the whole
+        video, never its frames. ``timings`` receives ms per stage and ``total``
+        (time spent outside the engine, between yields, is not counted);
+        ``progress(stage, done, total)`` reports "encode" (frames, total None),
+        "denoise" (DiT calls) and "decode" (frames).
+        """
         timer = StageTimer(self.device)
+        outside = 0.0
         t_all = time.perf_counter()
-        index = list(range(n)) + [n - 1] * (padded_frame_count(n) - n)  # pad to 4N+1 with the last frame
-        chunks = [index[:1]] + [index[i : i + 4] for i in range(1, len(index), 4)]
-        enc = CausalEncoderStream(self.vae)
-        latents = []
-        geom = None
-        with timer.stage("encode"):
-            for chunk in chunks:
-                video, geom = rgb_to_model(rgb[chunk], self.height, self.width, rotate_portrait=self.rotate_portrait, device=self.device)
-                latents.append(enc.push(video.to(self.vae_dtype)))
-            enc.reset()
-            cond = normalize_latents(self.vae, torch.cat(latents, dim=2).float())
+        cond, geom, n = self._encode_frames(iter(frames), timer, progress)
         with timer.stage("denoise"):
             noise = self.noise(tuple(cond.shape), self.seed)
-            depth = denormalize_latents(self.vae, self.sample_depth_latents(cond, noise))
-        out = np.empty((n, rgb.shape[1], rgb.shape[2]), dtype=np.float32)
-        dec = CausalDecoderStream(self.vae)
-        with timer.stage("decode"):
-            frame = 0
-            for frames in dec.decode_video(depth.to(self.vae_dtype)):
-                take = min(frames.shape[2], n - frame)
-                if take > 0:
-                    out[frame : frame + take] = disparity_to_input_size(decoded_to_disparity(frames[:, :, :take]), geom)
-                frame += frames.shape[2]
-        ms = dict(timer.ms)
-        ms["total"] = (time.perf_counter() - t_all) * 1e3
-        return out, ms
+            depth = denormalize_latents(self.vae, self.sample_depth_latents(cond, noise, progress)).to(self.vae_dtype)
+        del cond, noise
+        chunks = CausalDecoderStream(self.vae).decode_video(depth)
+        frame = 0
+        while frame < n:
+            with timer.stage("decode"):
+                decoded = next(chunks)
+                take = min(decoded.shape[2], n - frame)
+                disparity = disparity_to_input_size(decoded_to_disparity(decoded[:, :, :take]), geom)
+            frame += take
+            if progress is not None:
+                progress("decode", frame, n)
+            for d in disparity:
+                t_out = time.perf_counter()
+                yield d
+                outside += time.perf_counter() - t_out
+        if timings is not None:
+            timings.update(timer.ms)
+            timings["total"] = (time.perf_counter() - t_all - outside) * 1e3
+
+    def _encode_frames(self, frames: Iterator[np.ndarray], timer: StageTimer, progress: Progress | None):
+        """Causal VAE encode of frames pulled 1, then 4 at a time (a short last chunk is padded with its last frame).
+
+        Returns (normalised RGB latents (1, 16, T, h, w) float32, frame geometry, frame count).
+        """
+        enc = CausalEncoderStream(self.vae)
+        latents, geom, shape, n = [], None, None, 0
+        while True:
+            need = enc.frames_expected
+            chunk = list(itertools.islice(frames, need))
+            for k, rgb in enumerate(chunk):
+                check_rgb_frame(rgb)
+                shape = shape or rgb.shape
+                if rgb.shape != shape:
+                    raise DepthInputError(f"frame {n + k} is {rgb.shape[1]}x{rgb.shape[0]} but frame 0 is {shape[1]}x{shape[0]}",
+                                          fix="give frames of one size")
+            if not chunk:
+                break
+            n += len(chunk)
+            real = len(chunk)
+            chunk += [chunk[-1]] * (need - real)  # pad to 4N+1 with the last frame, as the release does
+            with timer.stage("encode"):
+                video, geom = rgb_to_model(np.stack(chunk), self.height, self.width, rotate_portrait=self.rotate_portrait, device=self.device)
+                latents.append(enc.push(video.to(self.vae_dtype)))
+            if progress is not None:
+                progress("encode", n, None)
+            if real < need:
+                break
+        if n == 0:
+            raise DepthInputError("no frames to infer depth for", fix="give at least one frame")
+        with timer.stage("encode"):
+            enc.reset()
+            cond = normalize_latents(self.vae, torch.cat(latents, dim=2).float())
+        return cond, geom, n
 
     def stream(self, stride: int = 1, window: int = 6) -> DKTStream:
         return DKTStream(self, window=window, stride=stride)

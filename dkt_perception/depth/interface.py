@@ -13,22 +13,27 @@ Conventions (all backends):
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Protocol
 
 import numpy as np
 
+from dkt_stack.errors import UserError
 
-class DepthInputError(ValueError):
+
+class DepthInputError(UserError):
     """Input the depth engine cannot use (empty, wrong dtype or shape, size change mid-stream)."""
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """Weights missing or not matching the expected architecture."""
 
 
 class MissingWeightsError(WeightsError, FileNotFoundError):
-    """One or more weight files are missing; the message names them and the fetch command."""
+    """One or more weight files are missing; the message names them, the fix gives the fetch command."""
 
 
 @dataclass
@@ -78,6 +83,47 @@ class DepthBackend(Protocol):
     def reset(self) -> None: ...
 
     def infer_video(self, rgb: np.ndarray, raw_depth_m: np.ndarray | None = None) -> VideoDepth: ...
+
+
+#: frames per ``infer_video`` call when a per-image backend runs over a lazily read sequence
+PER_IMAGE_BATCH = 8
+
+
+def infer_frames(backend: DepthBackend, frames: Iterable[np.ndarray], *, timings: dict[str, float] | None = None,
+                 progress: Callable[[str, int, int | None], None] | None = None) -> Iterator[np.ndarray]:
+    """Disparity (float32 (H, W)) per frame, in order, for uint8 (H, W, 3) RGB frames read lazily: bounded memory.
+
+    A backend with its own ``infer_frames`` (DKT: windows over the whole
+    sequence) uses it; a per-image backend (``video_context`` False) runs
+    ``infer_video`` on batches of :data:`PER_IMAGE_BATCH` frames, which gives the
+    same result as one call over everything. ``timings`` gets the ms totals per
+    stage; ``progress(stage, done, total)`` counts frames ("depth") or the
+    backend's own stages.
+    """
+    if hasattr(backend, "infer_frames"):
+        yield from backend.infer_frames(frames, timings=timings, progress=progress)
+        return
+    if getattr(backend, "video_context", True):  # a video backend without infer_frames: whole sequence at once
+        batches: Iterable[list[np.ndarray]] = [list(frames)]
+    else:
+        it = iter(frames)
+        batches = iter(lambda: list(islice(it, PER_IMAGE_BATCH)), [])
+    done = 0
+    for batch in batches:
+        if not batch:
+            continue
+        t0 = time.perf_counter()
+        video = backend.infer_video(np.stack(batch))
+        if timings is not None:
+            for stage, ms in video.timings_ms.items():
+                timings[stage] = timings.get(stage, 0.0) + ms
+            timings.setdefault("total", 0.0)
+            if "total" not in video.timings_ms:
+                timings["total"] += (time.perf_counter() - t0) * 1e3
+        done += len(batch)
+        if progress is not None:
+            progress("depth", done, None)
+        yield from video.disparity
 
 
 def check_rgb_video(rgb: np.ndarray) -> np.ndarray:

@@ -146,7 +146,7 @@ def _check_shapes(path: Path, converted: dict[str, tuple[int, ...]], expected: d
 def _require_file(path: Path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise MissingWeightsError(f"missing {what} weights: {path}; run `dkt-stack weights fetch --dir {path.parent}`")
+        raise MissingWeightsError(f"missing {what} weights: {path}", fix=f"run `dkt-stack weights fetch --dir {path.parent}`")
     return path
 
 
@@ -266,7 +266,7 @@ def merge_lora_adapter(transformer, path: str | Path, scale: float = 1.0) -> dic
     path = Path(path)
     file = path / "pytorch_lora_weights.safetensors" if path.is_dir() else path
     if not file.is_file():
-        raise MissingWeightsError(f"missing LoRA adapter {path} (expected a .safetensors file or a folder with pytorch_lora_weights.safetensors)")
+        raise MissingWeightsError(f"missing LoRA adapter {path}", fix="pass a .safetensors file or a folder with pytorch_lora_weights.safetensors (`dkt-stack train --export`)")
     with safe_open(str(file), framework="pt") as f:
         keys = list(f.keys())
     if not _is_diffusers_lora(keys):
@@ -312,7 +312,7 @@ def load_diffusers_folder(path: str | Path, *, dtype: torch.dtype | str = torch.
 
     path = Path(path)
     if not is_diffusers_folder(path):
-        raise MissingWeightsError(f"{path} is not an exported diffusers folder (needs transformer/ and vae/); run `dkt-stack weights export`")
+        raise MissingWeightsError(f"{path} is not an exported diffusers folder (needs transformer/ and vae/)", fix="run `dkt-stack weights export`")
     net = WanTransformer3DModel.from_pretrained(str(path), subfolder="transformer", local_files_only=True, torch_dtype=_dtype(dtype))
     vae = AutoencoderKLWan.from_pretrained(str(path), subfolder="vae", local_files_only=True, torch_dtype=_dtype(dtype))
     return net.to(device).eval().requires_grad_(False), vae.to(device).eval().requires_grad_(False)

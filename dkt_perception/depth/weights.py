@@ -16,7 +16,9 @@ Wan2.1-T2V-1.3B/google/umt5-xxl/* (tokenizer)          Wan-AI/Wan2.1-T2V-1.3B   
 
 ``weights export`` writes a diffusers folder (``diffusers/transformer``,
 ``diffusers/vae``, LoRA merged) that loads faster and is preferred when present.
-Nothing here downloads unless :func:`fetch` is called.
+Nothing here downloads unless :func:`fetch` is called; without network it
+fails within seconds (:mod:`.hub`), naming the command to run when online and
+``DKT_WEIGHTS_DIR`` for a copy made elsewhere, and leaves no empty folder behind.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dkt_perception.depth.interface import MissingWeightsError
+from dkt_perception.depth.interface import MissingWeightsError, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,17 @@ class RuntimeWeights:
     text_cache: Path
 
 
+#: points the engine, the nodes and the CLI at a weights folder
+WEIGHTS_ENV = "DKT_WEIGHTS_DIR"
+
+
 def fetch_command(root: Path) -> str:
     return f"dkt-stack weights fetch --dir {root}"
+
+
+def fetch_fix(root: Path) -> str:
+    """The one-line fix for missing weights: the fetch command, or where to point at a copy."""
+    return f"point {WEIGHTS_ENV} at a copy, or run `{fetch_command(root)}`"
 
 
 def runtime_weights(root: str | Path | None = None) -> RuntimeWeights:
@@ -94,12 +105,12 @@ def runtime_weights(root: str | Path | None = None) -> RuntimeWeights:
     export = root / EXPORT_DIR
     if (export / "transformer" / "config.json").is_file() and (export / "vae" / "config.json").is_file():
         if not cache.is_file():
-            raise MissingWeightsError(f"missing DKT weights in {root}: {TEXT_CACHE}; run `{fetch_command(root)}`")
+            raise MissingWeightsError(f"missing DKT weights in {root}: {TEXT_CACHE}", fix=fetch_fix(root))
         return RuntimeWeights(export, None, None, None, cache)
     found = {wf.local: resolve(root, wf) for wf in layout() if wf.runtime}
     missing = [local + ("/*.safetensors" if local.endswith("v1.1") else "") for local, p in found.items() if p is None]
     if missing:
-        raise MissingWeightsError(f"missing DKT weights in {root}: {', '.join(missing)}; run `{fetch_command(root)}`")
+        raise MissingWeightsError(f"missing DKT weights in {root}: {', '.join(missing)}", fix=fetch_fix(root))
     by = {wf.local: found[wf.local] for wf in layout() if wf.runtime}
     lay = [wf for wf in layout() if wf.runtime]
     return RuntimeWeights(None, by[lay[0].local], by[lay[1].local], by[lay[2].local], cache)
@@ -137,28 +148,72 @@ def check(root: str | Path | None = None, *, hashes: bool = True) -> list[dict]:
 
 
 def fetch(root: str | Path | None = None, *, build_cache: bool = True, device: str = "cpu") -> Path:
-    """Download exactly the needed files with huggingface_hub (progress bars) and build the text cache."""
-    from huggingface_hub import hf_hub_download, list_repo_files
+    """Download exactly the needed files with huggingface_hub (progress bars) and build the text cache.
+
+    Raises :class:`~dkt_perception.depth.hub.HubUnreachableError` within a few
+    seconds when files are missing and the hub cannot be reached; a failure
+    leaves no empty folder behind (files already downloaded stay).
+    """
+    from dkt_perception.depth.hub import require_hub
 
     root = Path(root).expanduser() if root else default_weights_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    for wf in layout():
-        if not wf.repo or resolve(root, wf) is not None:
-            continue
-        filename = wf.filename
+    todo = [wf for wf in layout() if wf.repo and resolve(root, wf) is None]
+    if todo:
+        online = fetch_command(root)
+        require_hub(f"{len(todo)} DKT weight file(s) into {root}", online,
+                    f"copy a fetched folder here and set {WEIGHTS_ENV}=/path/to/it")
+    created = _missing_parents([root] + [root / wf.local for wf in todo])
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for wf in todo:
+            _download(root, wf)
+        if build_cache and not (root / TEXT_CACHE).is_file():
+            build_text_cache_from_weights(root, device=device)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    return root
+
+
+def _missing_parents(paths: list[Path]) -> list[Path]:
+    """Folders on the way to ``paths`` that do not exist yet (deepest first): removed again if a fetch fails empty."""
+    missing: set[Path] = set()
+    for path in paths:
+        for folder in (path, *path.parents):
+            if folder.exists():
+                break
+            missing.add(folder)
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first, so a parent emptied by its child's removal goes too
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (a file was downloaded) or already gone: keep it
+
+
+def _download(root: Path, wf: WeightFile) -> None:
+    from huggingface_hub import hf_hub_download, list_repo_files
+
+    filename = wf.filename
+    try:
         if filename == "*.safetensors":
             candidates = sorted(f for f in list_repo_files(wf.repo) if f.endswith(".safetensors") and "/" not in f)
             if not candidates:
-                raise MissingWeightsError(f"no *.safetensors LoRA found in {wf.repo}")
+                raise MissingWeightsError(f"no *.safetensors LoRA found in {wf.repo}", fix="check the repository on the hub")
             filename = candidates[0]
             target_dir = root / wf.local
         else:
             target_dir = root / wf.local[: -len(wf.filename)]  # hf_hub_download writes local_dir/filename
         log.info("downloading %s/%s", wf.repo, filename)
         hf_hub_download(wf.repo, filename, local_dir=str(target_dir))
-    if build_cache and not (root / TEXT_CACHE).is_file():
-        build_text_cache_from_weights(root, device=device)
-    return root
+    except WeightsError:
+        raise
+    except Exception as exc:  # huggingface_hub's errors (network lost midway, gated repo, disk full): one line with the fix
+        raise WeightsError(f"downloading {wf.repo}/{filename} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                           fix=f"rerun `{fetch_command(root)}` (finished files are kept)") from exc
 
 
 def build_text_cache_from_weights(root: Path, *, device: str = "cpu") -> Path:
@@ -172,7 +227,7 @@ def build_text_cache_from_weights(root: Path, *, device: str = "cpu") -> Path:
     tok_dir = root / "Wan2.1-T2V-1.3B" / "google" / "umt5-xxl"
     missing = [str(root / wf.local) for wf in layout() if not wf.runtime and resolve(root, wf) is None]
     if missing:
-        raise MissingWeightsError(f"cannot build the text cache, missing: {', '.join(missing)}; run `{fetch_command(root)}`")
+        raise MissingWeightsError(f"cannot build the text cache, missing: {', '.join(missing)}", fix=fetch_fix(root))
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     encoder = load_umt5_from_wan_checkpoint(root / t5.local, dtype=torch.float32).to(device)
     return build_text_cache(encoder, tokenizer, root / TEXT_CACHE)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from dkt_perception.depth import weights
-from dkt_perception.depth.interface import WeightsError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,36 +23,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Errors (no network, missing files) are raised: ``dkt-stack`` prints them as one line with the fix."""
     root = Path(args.dir).expanduser() if args.dir else weights.default_weights_dir()
-    try:
-        if args.action == "fetch":
-            weights.fetch(root, device=args.device)
-            print(f"weights ready in {root}")
-            return 0
-        if args.action == "check":
-            rows = weights.check(root, hashes=not args.no_hash)
-            if args.json:
-                print(json.dumps(rows))
-            else:
-                for r in rows:
-                    size = f"{r['size'] / 2**20:10.1f} MiB" if r["size"] is not None else "   missing   "
-                    need = "run time" if r["runtime"] else "fetch only"
-                    print(f"{'ok ' if r['present'] else 'MISSING'} {size}  {need:10}  {r['file']}  {r['sha256'] or ''}")
-            missing = [r for r in rows if r["runtime"] and not r["present"]]
-            export_ok = (root / weights.EXPORT_DIR / "transformer" / "config.json").is_file()
-            return 0 if (not missing or (export_ok and (root / weights.TEXT_CACHE).is_file())) else 1
-        from dkt_perception.depth import wan_model
-
-        paths = weights.runtime_weights(root)
-        if paths.diffusers_dir is not None:
-            print(f"already exported: {paths.diffusers_dir}")
-            return 0
-        net = wan_model.load_transformer_single_file(paths.dit)
-        wan_model.merge_dkt_lora(net, paths.lora)
-        vae = wan_model.load_vae_single_file(paths.vae)
-        out = wan_model.export_diffusers(net, vae, root / weights.EXPORT_DIR)
-        print(f"exported to {out}")
+    if args.action == "fetch":
+        weights.fetch(root, device=args.device)
+        print(f"weights ready in {root}")
         return 0
-    except WeightsError as exc:
-        print(f"dkt-stack weights {args.action}: {exc}", file=sys.stderr)
-        return 1
+    if args.action == "check":
+        rows = weights.check(root, hashes=not args.no_hash)
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for r in rows:
+                size = f"{r['size'] / 2**20:10.1f} MiB" if r["size"] is not None else "   missing   "
+                need = "run time" if r["runtime"] else "fetch only"
+                print(f"{'ok ' if r['present'] else 'MISSING'} {size}  {need:10}  {r['file']}  {r['sha256'] or ''}")
+        missing = [r for r in rows if r["runtime"] and not r["present"]]
+        export_ok = (root / weights.EXPORT_DIR / "transformer" / "config.json").is_file()
+        return 0 if (not missing or (export_ok and (root / weights.TEXT_CACHE).is_file())) else 1
+    from dkt_perception.depth import wan_model
+
+    paths = weights.runtime_weights(root)
+    if paths.diffusers_dir is not None:
+        print(f"already exported: {paths.diffusers_dir}")
+        return 0
+    net = wan_model.load_transformer_single_file(paths.dit)
+    wan_model.merge_dkt_lora(net, paths.lora)
+    vae = wan_model.load_vae_single_file(paths.vae)
+    out = wan_model.export_diffusers(net, vae, root / weights.EXPORT_DIR)
+    print(f"exported to {out}")
+    return 0

@@ -1,10 +1,13 @@
 """camera_node: D435 / .bag / synthetic frames on realsense2_camera's topics.
 
-Publishes (relative names, so a ``camera`` namespace gives ``/camera/...``):
-  color/image_raw (rgb8), color/camera_info,
-  aligned_depth_to_color/image_raw (16UC1, mm), aligned_depth_to_color/camera_info,
-  ground_truth/depth (32FC1, m; synthetic source only), /diagnostics.
-A lost camera is reopened with exponential back-off; the node keeps running.
+Publishes on its private names, like realsense-ros 4.x (node ``camera`` in
+namespace ``camera`` gives ``/camera/camera/...``; see dkt_stack/ros/topics.py):
+  ~/color/image_raw (rgb8), ~/color/camera_info (plumb_bob, 5 coefficients),
+  ~/aligned_depth_to_color/image_raw (16UC1, mm), ~/aligned_depth_to_color/camera_info,
+  ~/ground_truth/depth (32FC1, m; synthetic source only), /diagnostics.
+Publishers are reliable by default (``qos``), as realsense-ros's: they serve
+reliable and best-effort subscribers. A lost camera is reopened with
+exponential back-off; the node keeps running.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -21,22 +25,24 @@ from dkt_perception.camera.realsense import RealSenseConfig
 from dkt_perception.camera.sources import SourceName, SyntheticSourceConfig, open_source
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
-from dkt_stack.ros.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+from dkt_stack.ros import topics
+from dkt_stack.ros.diagnostics import ERROR, OK, WARN, DiagnosticsConfig, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
-from dkt_stack.ros.qos import qos_by_name
+from dkt_stack.ros.qos import publisher_qos
 
 
 @dataclass
 class CameraNodeParams:
     source: SourceName = param("realsense", help="realsense (live D435), bag (RealSense .bag) or synthetic (tabletop scene with ground truth)")
     frame_id: str = param("camera_color_optical_frame", help="optical frame id of every published image")
-    qos: str = param("sensor_data", help="publisher QoS: sensor_data (best effort) or reliable")
+    qos: Literal["reliable", "sensor_data"] = param("reliable", help="publisher QoS: reliable (serves reliable and best-effort subscribers) or sensor_data (best effort)")
     publish_ground_truth: bool = param(True, help="synthetic source: also publish ground_truth/depth (32FC1, m) while someone subscribes")
     reconnect_min_s: float = param(0.5, help="first retry delay after losing the camera (s); doubles up to reconnect_max_s")
     reconnect_max_s: float = param(10.0, help="longest retry delay (s)")
     realsense: RealSenseConfig = param(default_factory=RealSenseConfig, help="live camera and .bag settings")
     synthetic: SyntheticSourceConfig = param(default_factory=SyntheticSourceConfig, help="synthetic scene settings")
+    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="staleness thresholds and rate window of /diagnostics")
 
 
 class CameraNode(Node):
@@ -44,13 +50,14 @@ class CameraNode(Node):
         super().__init__("camera")
         self.params = declare_and_read(self, CameraNodeParams)
         p = self.params
-        qos = qos_by_name(p.qos)
-        self._pub_color = self.create_publisher(Image, "color/image_raw", qos)
-        self._pub_color_info = self.create_publisher(CameraInfo, "color/camera_info", qos)
-        self._pub_depth = self.create_publisher(Image, "aligned_depth_to_color/image_raw", qos)
-        self._pub_depth_info = self.create_publisher(CameraInfo, "aligned_depth_to_color/camera_info", qos)
-        self._pub_gt = self.create_publisher(Image, "ground_truth/depth", qos) if p.source == "synthetic" and p.publish_ground_truth else None
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"camera:{p.source}")
+        qos = publisher_qos(p.qos)
+        self.diagnostics = d = NodeDiagnostics(self, hardware_id=f"camera:{p.source}", config=p.diagnostics)
+        self._pub_color = d.publisher(Image, topics.COLOR, qos, stale=True)  # a camera that stops publishing is the fault to report
+        self._pub_color_info = d.publisher(CameraInfo, topics.COLOR_INFO, qos)
+        self._pub_depth = d.publisher(Image, topics.ALIGNED_DEPTH, qos)
+        self._pub_depth_info = d.publisher(CameraInfo, topics.ALIGNED_DEPTH_INFO, qos)
+        with_gt = p.source == "synthetic" and p.publish_ground_truth
+        self._pub_gt = d.publisher(Image, topics.GROUND_TRUTH_DEPTH, qos) if with_gt else None
         self._source = open_source(p.source, p.realsense, p.synthetic, p.frame_id)
         self._period = 1.0 / (p.synthetic.fps if p.source == "synthetic" else p.realsense.fps)
         self._stop = threading.Event()

@@ -1,10 +1,15 @@
 """depth_node: colour frames in, relative disparity out, the model on a worker thread.
 
-Subscribes: color/image_raw (rgb8/bgr8), and aligned_depth_to_color/image_raw
-(16UC1/32FC1) when the backend uses the sensor's depth (``raw``).
-Publishes: depth/relative (32FC1 relative disparity, the source's stamp and
-frame), depth/relative_preview (rgb8), /diagnostics (latency, rate, dropped
-frames, backend, device).
+Subscribes (best effort, small queue: any publisher matches; relative to the
+node's namespace ``camera``, i.e. realsense-ros 4.x's ``/camera/camera/...``):
+camera/color/image_raw (rgb8/bgr8/mono8...), and
+camera/aligned_depth_to_color/image_raw (16UC1/32FC1) when the backend uses
+the sensor's depth (``raw``).
+Publishes (reliable by default, ``qos``): depth/relative (32FC1 relative
+disparity, the source's stamp and frame), depth/relative_preview (rgb8),
+/diagnostics (input rates and ages, frames lost in transport, dropped in the
+worker queue and unmatched, latency, backend, device; WARN/ERROR when the
+input goes silent).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from rclpy.node import Node
@@ -23,10 +29,11 @@ from dkt_perception.frame_worker import FrameWorker
 from dkt_perception.visualization import colorize
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
-from dkt_stack.ros.diagnostics import ERROR, OK, NodeDiagnostics
+from dkt_stack.ros import topics
+from dkt_stack.ros.diagnostics import ERROR, OK, DiagnosticsConfig, NodeDiagnostics
 from dkt_stack.ros.main import run_node
 from dkt_stack.ros.params import declare_and_read
-from dkt_stack.ros.qos import qos_by_name
+from dkt_stack.ros.qos import publisher_qos
 from dkt_stack.stamp_sync import StampSynchronizer
 
 BACKENDS_USING_SENSOR_DEPTH = ("raw",)
@@ -35,22 +42,23 @@ BACKENDS_USING_SENSOR_DEPTH = ("raw",)
 @dataclass
 class DepthNodeParams:
     queue_size: int = param(2, help="frames waiting for the model at most; the oldest is dropped first")
-    qos: str = param("sensor_data", help="QoS of subscriptions and publishers: sensor_data or reliable")
+    qos: Literal["reliable", "sensor_data"] = param("reliable", help="publisher QoS: reliable (serves reliable and best-effort subscribers) or sensor_data (best effort); subscriptions are always best effort")
     publish_preview: bool = param(True, help="publish depth/relative_preview, a colourised rgb8 image for rviz, while someone subscribes")
     sync_slop_s: float = param(0.005, help="raw backend: largest stamp difference between colour and depth (s)")
     engine: DepthConfig = param(default_factory=DepthConfig, help="depth engine: backend, weights, device, steps, window")
+    diagnostics: DiagnosticsConfig = param(default_factory=DiagnosticsConfig, help="staleness thresholds and rate window of /diagnostics")
 
 
 class DepthNode(Node):
     def __init__(self) -> None:
         super().__init__("depth")
         self.params = p = declare_and_read(self, DepthNodeParams)
-        self.diagnostics = NodeDiagnostics(self, hardware_id=f"depth:{p.engine.backend}")
         self.backend = create_backend(p.engine.backend, p.engine)
-        self.diagnostics.set(OK, "waiting for frames", backend=self.backend.name, device=self.backend.device)
-        qos = qos_by_name(p.qos)
-        self._pub = self.create_publisher(Image, "depth/relative", qos)
-        self._pub_preview = self.create_publisher(Image, "depth/relative_preview", qos) if p.publish_preview else None
+        self.diagnostics = d = NodeDiagnostics(self, hardware_id=f"depth:{p.engine.backend}", config=p.diagnostics)
+        d.set(OK, "waiting for frames", backend=self.backend.name, device=self.backend.device)
+        qos = publisher_qos(p.qos)
+        self._pub = d.publisher(Image, topics.RELATIVE_DEPTH, qos)
+        self._pub_preview = d.publisher(Image, topics.RELATIVE_PREVIEW, qos) if p.publish_preview else None
         self._frame_id = ""
         self._arrival: dict[int, float] = {}
         self._latency_ms: deque[float] = deque(maxlen=100)
@@ -59,12 +67,12 @@ class DepthNode(Node):
         self._sync = None
         if p.engine.backend in BACKENDS_USING_SENSOR_DEPTH:
             self._sync = StampSynchronizer(["rgb", "depth"], slop_ns=int(p.sync_slop_s * 1e9))
-            self.create_subscription(Image, "aligned_depth_to_color/image_raw", self._on_depth, qos)
-        self.create_subscription(Image, "color/image_raw", self._on_color, qos)
+            d.subscribe(Image, topics.IN_ALIGNED_DEPTH, self._on_depth)
+        d.subscribe(Image, topics.IN_COLOR, self._on_color)
 
     def _on_color(self, msg: Image) -> None:
         try:
-            rgb = cv.to_rgb8(cv.image_to_numpy(msg), msg.encoding)
+            rgb = cv.image_to_rgb8(msg)
         except cv.ConversionError as exc:
             self.diagnostics.set(ERROR, f"color/image_raw: {exc}")
             return
@@ -113,8 +121,10 @@ class DepthNode(Node):
         self.diagnostics.update(
             rate_hz=rate,
             latency_ms_p50=float(np.percentile(self._latency_ms, 50)) if self._latency_ms else 0.0,
+            latency_ms_p95=float(np.percentile(self._latency_ms, 95)) if self._latency_ms else 0.0,
             frames_in=s.submitted,
             frames_dropped=s.dropped,
+            frames_unmatched=self._sync.dropped if self._sync is not None else 0,
             frames_out=s.results,
             errors=s.errors,
             **{f"ms_{k}": v for k, v in result.timings_ms.items()},

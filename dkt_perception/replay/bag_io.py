@@ -9,6 +9,7 @@ the result by attribute. Output messages are rclpy messages serialised with
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+
+from dkt_stack.errors import UserError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 #: image_transport sub-topics tried after the plain topic (compressed colour, compressedDepth depth)
@@ -33,8 +36,13 @@ RAW_DEPTH_CANDIDATES = (
 GT_DEPTH_CANDIDATES = ("/camera/ground_truth/depth", "/camera/camera/ground_truth/depth", "/ground_truth/depth")
 
 
-class BagError(ValueError):
-    """A bag that cannot be used: missing, corrupt, truncated, or without the topics needed."""
+class BagError(UserError):
+    """A bag that cannot be used: missing, corrupt, truncated, or without the topics needed (``fix`` says what to do)."""
+
+
+#: written beside a replay's output bag while it is not finished (see bag_replay's resume)
+PROGRESS_FILE = "replay_progress.json"
+
 
 
 @dataclass
@@ -52,12 +60,21 @@ def open_reader(path: str | Path) -> AnyReader:
     """Open a rosbag2 folder (or a single .mcap/.db3 file's folder) for reading, with a clear error."""
     path = Path(path)
     if not path.exists():
-        raise BagError(f"{path}: no such bag")
+        raise BagError(f"{path}: no such bag", fix="check the path (a rosbag2 folder holding metadata.yaml)")
+    if path.is_dir() and not (path / "metadata.yaml").exists():
+        if (path / PROGRESS_FILE).exists():
+            raise BagError(f"{path}: the output of a replay that did not finish",
+                           fix=f"continue it with `dkt-stack replay IN_BAG --out {path} --resume`")
+        if any(path.glob("*.db3")) or any(path.glob("*.mcap")):
+            raise BagError(f"{path}: a bag whose recorder was killed (no metadata.yaml)",
+                           fix=f"rebuild its index with `dkt-stack replay --reindex {path}`")
+        raise BagError(f"{path}: not a rosbag2 bag (no metadata.yaml)", fix="give the folder that holds metadata.yaml and the .db3/.mcap file")
     reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
     try:
         reader.open()
     except Exception as exc:  # rosbags raises several types for unreadable bags
-        raise BagError(f"{path}: cannot open bag ({type(exc).__name__}: {exc})") from exc
+        raise BagError(f"{path}: cannot open bag ({type(exc).__name__}: {exc})",
+                       fix=f"if its writer was killed, try `dkt-stack replay --reindex {path}`") from exc
     return reader
 
 
@@ -141,29 +158,53 @@ class BagWriter:
     """A rosbag2 writer that adds connections on first use and serialises rclpy messages.
 
     Refuses to overwrite an existing path unless ``force``; with ``force`` it
-    removes only a previous bag (a folder holding ``metadata.yaml``).
-    Closing (also on an exception) writes the metadata, so a partial bag stays readable.
+    removes only a previous bag (a folder holding ``metadata.yaml``, or a
+    replay's unfinished output). Closing (also on an exception) writes the
+    metadata, so a partial bag stays readable; :meth:`checkpoint` makes what was
+    written so far survive even a hard kill (see :mod:`.bag_recovery`).
     """
 
     def __init__(self, path: str | Path, storage: StoragePlugin = StoragePlugin.SQLITE3, force: bool = False):
         self.path = Path(path)
         if self.path.exists():
+            unfinished = (self.path / PROGRESS_FILE).exists()
             if not force:
-                raise BagError(f"{self.path} exists; pass --force to overwrite it")
-            if not (self.path / "metadata.yaml").exists():
-                raise BagError(f"{self.path} exists and is not a rosbag2 folder; refusing to delete it")
+                if unfinished:
+                    raise BagError(f"{self.path} holds a replay that did not finish",
+                                   fix="continue it with --resume, or pass --force to start over")
+                raise BagError(f"{self.path} exists", fix="pass --force to overwrite it, or choose another output")
+            if not ((self.path / "metadata.yaml").exists() or unfinished):
+                raise BagError(f"{self.path} exists and is not a rosbag2 folder; refusing to delete it", fix="choose another output")
             shutil.rmtree(self.path)
         self._typestore = get_typestore(Stores.ROS2_KILTED)
         self._writer = Writer(self.path, version=9, storage_plugin=storage)
         self._connections: dict[str, object] = {}
         self.written = 0
+        self.closed = False  #: True once close() has written the metadata
 
     def __enter__(self) -> BagWriter:
         self._writer.open()
         return self
 
+    def checkpoint(self) -> None:
+        """Make every message written so far durable: a writer killed after this keeps them.
+
+        Reaches into rosbags' storage plug-ins (their only private use here):
+        the sqlite3 writer holds everything in one transaction until it closes,
+        and the MCAP writer keeps the current chunk in memory.
+        """
+        storage = self._writer.storage
+        if hasattr(storage, "conn"):  # sqlite3: commit (sqlite syncs the file and its journal)
+            storage.conn.commit()
+        else:  # MCAP: close the pending chunk, then push the file to disk
+            if storage.chunk.bio.tell():
+                storage.close_chunk()
+            storage.bio.flush()
+            os.fsync(storage.bio.fileno())
+
     def __exit__(self, *exc) -> None:
         self._writer.close()
+        self.closed = True
 
     def _connection(self, topic: str, msgtype: str, msgdef: str | None = None, rihs01: str | None = None):
         conn = self._connections.get(topic)

@@ -45,6 +45,17 @@ A failing stage lets the stages after it finish what they hold and stops the
 ones before it; an error in the input (a corrupt frame, a truncated bag) first
 lets the frames read before it finish. The partial output is closed, readable,
 and holds everything up to the failure.
+
+Crash safety: about every ``checkpoint_s`` seconds, at a frame boundary, the
+write stage makes the output durable and records the checkpoint beside it
+(:mod:`.resume`). A replay killed hard (SIGKILL, OOM, power loss) or stopped by
+an error continues with ``resume=True`` (``dkt-stack replay IN --out OUT
+--resume``): the output is recovered (:mod:`.bag_recovery`) and cut back to its
+checkpoint, copied into the new output, and the replay goes on after the last
+complete frame; the result equals one uninterrupted run, message for message.
+Frames before the checkpoint skip the depth backend unless it needs them as
+context (DKT streaming, or the DKT chunk the checkpoint falls in), and the
+metric step's temporal filter is restored, not recomputed.
 """
 
 from __future__ import annotations
@@ -64,6 +75,7 @@ from rosbags.rosbag2 import StoragePlugin
 from dkt_perception.depth import DepthConfig, DepthFrame, DepthInputError, create_backend
 from dkt_perception.metric_pipeline import FrameMismatchError, MetricFrame, MetricPipeline, MetricPipelineConfig
 from dkt_perception.replay.bag_io import (
+    PROGRESS_FILE,
     BagError,
     BagTopics,
     BagWriter,
@@ -74,6 +86,7 @@ from dkt_perception.replay.bag_io import (
     storage_of,
 )
 from dkt_perception.replay.frames import BagFrame, FrameAssembler
+from dkt_perception.replay.resume import Checkpoint, ResumePlan, partial_path, prepare_resume, remove_output, write_progress
 from dkt_stack import conversions as cv
 from dkt_stack.config import param
 
@@ -85,6 +98,9 @@ PER_IMAGE_CHUNK = 8
 #: depth of the queues between the stages (frames, writes): enough to ride over jitter, little memory
 FRAME_QUEUE = 4
 WRITE_QUEUE = 32
+#: a checkpoint (fsync of what was written since the last one) waits at least this many times its own duration:
+#: it then costs the writer at most ~1/10 of its time, however slow the disk
+CHECKPOINT_SPACING = 10.0
 
 
 @dataclass
@@ -103,6 +119,9 @@ class ReplayConfig:
     base_frame: str = param("base_link", help="frame id of the cloud when pipeline.cloud.output_frame is base")
     write_clouds: bool = param(True, help="write <ns>/points")
     force: bool = param(False, help="overwrite an existing output bag")
+    checkpoint_s: float = param(
+        1.0, help="seconds between checkpoints of the output (what a killed replay keeps for --resume); never under 10x the last checkpoint's duration"
+    )
     depth: DepthConfig = param(default_factory=lambda: DepthConfig(backend="raw"), help="depth backend settings (backend name included)")
     pipeline: MetricPipelineConfig = param(default_factory=MetricPipelineConfig, help="metric scale and point cloud (as metric_depth_node)")
 
@@ -127,6 +146,8 @@ class ReplaySummary:
     frames_per_second: float
     stage_ms: dict[str, float] = field(default_factory=dict)
     output_topics: list[str] = field(default_factory=list)
+    resumed_from_frame: int = 0  #: frames already complete in the output when this run started (``resume``)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +183,17 @@ class _OutputWriter:
         self.relative, self.metric, self.info, self.points = (f"{ns}/depth/relative", f"{ns}/depth/metric", f"{ns}/depth/camera_info", f"{ns}/points")
         self.frames_relative = self.frames_metric = self.clouds = 0
         self.topics_written: set[str] = set()
+
+    def counters(self) -> dict:
+        """The counts so far (a checkpoint records them; a resumed run starts from them)."""
+        return {"frames_relative": self.frames_relative, "frames_metric": self.frames_metric, "clouds": self.clouds,
+                "topics_written": sorted(self.topics_written)}
+
+    def restore(self, counters: dict) -> None:
+        self.frames_relative = int(counters.get("frames_relative", 0))
+        self.frames_metric = int(counters.get("frames_metric", 0))
+        self.clouds = int(counters.get("clouds", 0))
+        self.topics_written = set(counters.get("topics_written", ()))
 
     def _write(self, topic: str, msg, bag_ns: int) -> None:
         msgtype, data = serialise(msg)
@@ -304,8 +336,15 @@ class _Stages:
     everything. ``writer`` must not be open yet: the write stage opens and closes it.
     """
 
-    def __init__(self, writer: BagWriter, depth, pipeline: MetricPipeline, out: _OutputWriter, timer: _Timer):
+    def __init__(self, writer: BagWriter, depth, pipeline: MetricPipeline, out: _OutputWriter, timer: _Timer, *,
+                 start: Checkpoint | None = None, source: Path | None = None, on_checkpoint=None, checkpoint_s: float = 1.0,
+                 needs_depth=None):
         self.writer, self.depth, self.pipeline, self.out, self.timer = writer, depth, pipeline, out, timer
+        self.start = start or Checkpoint()  #: where this run starts (a resumed one: after the checkpoint's frames and copies)
+        self.source = source  #: the recovered output of the interrupted run, copied first
+        self.on_checkpoint = on_checkpoint  #: records a Checkpoint once what it describes is durable
+        self.checkpoint_s = checkpoint_s
+        self.needs_depth = needs_depth or (lambda index: True)  #: for frames before the start: does the backend need them as context?
         self.aborted = threading.Event()
         self.errors: list[BaseException] = []
         self.frames = _Link(FRAME_QUEUE, self.aborted)
@@ -361,41 +400,60 @@ class _Stages:
 
     def _scale(self, pairs) -> None:
         for frame, disparity in pairs:
+            if frame.index < self.start.frames:
+                continue  # context for the backend only: its outputs, and the filter after it, are in the checkpoint
             try:
                 metric = self.pipeline.scale(disparity, frame.rgb, frame.intrinsics, frame.stamp_ns, frame.raw_depth_m)
             except FrameMismatchError as exc:
                 raise BagError(f"frame {frame.index} (stamp {frame.stamp_ns} ns): {exc}") from exc
-            self.results.put((frame, disparity, metric))
+            self.results.put((frame, disparity, metric, self.pipeline.state()))
 
     def _depth_step(self, frame: BagFrame) -> None:
+        if frame.index < self.start.frames and not self.needs_depth(frame.index):
+            return  # complete in the output already, and no context for the frames after it
         self._scale(self.depth.add(frame))
 
     def _depth_done(self) -> None:
         self._scale(self.depth.finish())
 
     def _output_step(self, item) -> None:
-        frame, disparity, metric = item
+        frame, disparity, metric, filter_state = item
         metric = self.pipeline.add_cloud(metric, frame.rgb, frame.intrinsics)
         for stage, ms in metric.timings_ms.items():
             self.timer.add(stage, ms)
         self.out.write(frame, disparity, metric)
+        self.writes.put(("frame", frame.index, self.out.counters(), filter_state))  # every output of this frame is queued
 
     def _write(self, topic: str, msgtype: str, bag_ns: int, data: bytes) -> None:
         self.writes.put(("raw", topic, msgtype, bag_ns, data))
 
     def _write_stage(self) -> None:
-        """Owns the output bag: opens it, writes in queue order, closes it (also on failure: it stays readable).
+        """Owns the output bag: opens it, writes in queue order, checkpoints, closes it (also on failure: it stays readable).
 
         sqlite3 connections belong to the thread that made them, hence open and close here.
         """
+        boundary = None  # the last frame boundary: what a checkpoint may record
         try:
             with self.writer:
+                copies = self.start.copies
+                if self.source is not None:
+                    self._prefill(self.source)
+                boundary = replace(self.start, messages=self.writer.written)
+                self._checkpoint(boundary)  # at once: from now on the folder is recognisably an unfinished replay
+                gap = self.checkpoint_s
+                last = time.monotonic()
                 while (item := self.writes.get()) is not _DONE:
                     t0 = time.perf_counter()
                     if item[0] == "copy":
                         self.writer.copy(*item[1:])
-                    else:
+                        copies += 1
+                    elif item[0] == "raw":
                         self.writer.write_raw(*item[1:])
+                    else:  # ("frame", index, counters, filter state): frame `index` is complete
+                        boundary = Checkpoint(self.writer.written, copies, item[1] + 1, item[2], item[3])
+                        if time.monotonic() - last >= gap:
+                            gap = max(self._checkpoint(boundary) * CHECKPOINT_SPACING, self.checkpoint_s)
+                            last = time.monotonic()
                     self.timer.since("write", t0)
         except _Aborted:
             pass  # abort(): stop now; the bag is still closed by the with-block
@@ -404,6 +462,28 @@ class _Stages:
             self.aborted.set()
         finally:
             self.writes.consumer_done.set()
+            if boundary is not None and self.writer.closed and self.on_checkpoint is not None:
+                with contextlib.suppress(OSError):  # closed: everything written is durable; the error reported is the first one
+                    self.on_checkpoint(boundary)
+
+    def _checkpoint(self, boundary: Checkpoint) -> float:
+        """Make the output durable up to ``boundary`` and record it; returns the seconds it took."""
+        t0 = time.monotonic()
+        self.writer.checkpoint()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(boundary)
+        return time.monotonic() - t0
+
+    def _prefill(self, source: Path) -> None:
+        """Copy the recovered output of the interrupted run (cut back to its checkpoint) into the new output, first."""
+        reader = open_reader(source)
+        try:
+            for conn, bag_ns, raw in reader.messages():
+                if self.aborted.is_set():
+                    raise _Aborted
+                self.writer.copy(conn, bag_ns, raw, reader.typestore)
+        finally:
+            reader.close()
 
 
 def _metric_config(config: ReplayConfig, tags_config: str | Path | None) -> MetricPipelineConfig:
@@ -424,6 +504,7 @@ def replay_bag(
     tags_config: str | Path | None = None,
     backend=None,
     progress: bool = True,
+    resume: bool = False,
 ) -> ReplaySummary:
     """Replay ``input_bag`` through the depth backend and the metric step into a new bag ``output_bag``.
 
@@ -432,12 +513,16 @@ def replay_bag(
         tags_config: optional YAML TagConfig file (as metric_depth_node's ``tags_config``).
         backend: an already built depth backend (else built from ``config.depth``).
         progress: show a tqdm progress bar over the bag's messages.
+        resume: continue an output left by a replay that was killed or failed
+            (same input and settings), after its last checkpoint; with nothing to
+            resume from, start from the beginning; a finished output is left as it is.
 
     Raises:
         BagError: unreadable/truncated bag, missing topic, mismatched sizes, an
-            undecodable frame, or an output that exists without ``force``. A
-            failure after the output was opened leaves it closed and readable,
-            holding everything written so far.
+            undecodable frame, an output that exists without ``force`` or
+            ``resume``, or a resume with other settings. A failure after the
+            output was opened leaves it closed and readable, holding everything
+            written so far, and resumable.
         MissingWeightsError: DKT weights are missing (its message gives the fetch command).
     """
     from tqdm import tqdm
@@ -445,17 +530,31 @@ def replay_bag(
     config = config or ReplayConfig()
     input_bag, output_bag = Path(input_bag), Path(output_bag)
     if output_bag.resolve() == input_bag.resolve():
-        raise BagError(f"output {output_bag} is the input bag; choose another path (the input is never modified)")
-    pipeline = MetricPipeline(_metric_config(config, tags_config))
+        raise BagError(f"output {output_bag} is the input bag", fix="choose another output (the input is never modified)")
+    metric_config = _metric_config(config, tags_config)
+    pipeline = MetricPipeline(metric_config)
     reader = open_reader(input_bag)
     try:
         topics = resolve_topics(reader, config.color_topic or None, config.info_topic or None, config.raw_depth_topic or None)
         depth_cfg = config.depth
         if depth_cfg.backend in BACKENDS_USING_SENSOR_DEPTH and topics.raw_depth is None:
-            raise BagError(f"the {depth_cfg.backend} backend needs raw depth, but the bag has no raw depth topic (pass --raw-depth-topic)")
+            raise BagError(f"the {depth_cfg.backend} backend needs raw depth, but the bag has no raw depth topic",
+                           fix="pass --raw-depth-topic, or choose another --backend")
         backend = backend or create_backend(depth_cfg.backend, depth_cfg)
         backend.reset()  # a backend passed in may hold another sequence's stream state
         storage = StoragePlugin.MCAP if config.storage == "mcap" else StoragePlugin.SQLITE3 if config.storage == "sqlite3" else storage_of(input_bag)
+        backend_name = getattr(backend, "name", depth_cfg.backend)
+        settings = {
+            "input": str(input_bag.resolve()),
+            "input_messages": reader.message_count,
+            "config": asdict(replace(config, force=False, checkpoint_s=0.0, pipeline=metric_config)),
+            "backend": backend_name,
+            "storage": storage.name.lower(),
+            "topics": asdict(topics),
+        }
+        plan = _plan(output_bag, settings, config.force, resume)
+        if plan.complete:
+            return _finished_summary(input_bag, output_bag, config, backend_name, topics)
         decoded = [t for t in (topics.color, topics.info, topics.raw_depth) if t]
         import diagnostic_msgs.msg  # noqa: F401 - imported before the clock starts: the first frame should not pay for it
         import rclpy.serialization  # noqa: F401
@@ -463,21 +562,33 @@ def replay_bag(
         timer = _Timer()
         start = time.perf_counter()
         assembler = FrameAssembler(topics, slop_ns=int(config.sync_slop_s * 1e9))
+        video_context = getattr(backend, "video_context", True)
         if config.mode == "streaming":
             depth = _StreamingDepth(backend, timer)
         else:
-            per_image = not getattr(backend, "video_context", True)
-            depth = _OfflineDepth(backend, config.offline_chunk_frames or (PER_IMAGE_CHUNK if per_image else 0), timer)
+            depth = _OfflineDepth(backend, config.offline_chunk_frames or (0 if video_context else PER_IMAGE_CHUNK), timer)
+        first = plan.checkpoint
+        needs_depth = _context_frames(first.frames, video_context, config.mode, getattr(depth, "chunk", 0))
+        context = [i for i in range(first.frames) if needs_depth(i)]
+        if context:
+            hint = "; --chunk-frames N gives resume points every N frames" if config.mode == "offline" and not getattr(depth, "chunk", 0) else ""
+            plan.notes.append(f"the {backend_name} backend sees frames {context[0]}..{context[-1]} again as context "
+                              f"(their outputs are kept from the checkpoint{hint})")
+        if first.filter_state is not None:
+            pipeline.restore(first.filter_state)
         writer = BagWriter(output_bag, storage, force=config.force)  # opened, written and closed by the write stage
         out = _OutputWriter(topics, config, timer)
-        stages = _Stages(writer, depth, pipeline, out, timer)
+        out.restore(first.counters)
+        stages = _Stages(writer, depth, pipeline, out, timer, start=first, source=plan.source, checkpoint_s=config.checkpoint_s,
+                         on_checkpoint=lambda checkpoint: write_progress(output_bag, settings, checkpoint), needs_depth=needs_depth)
         copied = 0
         bar = tqdm(total=reader.message_count, unit="msg", desc=f"replay {input_bag.name}", disable=not progress)
         try:
             t_read = time.perf_counter()
             for conn, bag_ns, msg, raw in iter_connection_messages(reader, decoded):
                 t0 = timer.since("read", t_read)
-                stages.copy(conn, bag_ns, raw, reader.typestore)
+                if copied >= first.copies:  # the first ones are in the output already (resume)
+                    stages.copy(conn, bag_ns, raw, reader.typestore)
                 copied += 1
                 if msg is not None:
                     frames = assembler.add(conn.topic, conn.msgtype, bag_ns, msg)
@@ -502,15 +613,20 @@ def replay_bag(
             stages.finish()
         except DepthInputError as exc:
             raise BagError(f"depth backend rejected the input: {exc}") from exc
+        # finished: a plain bag from now on (no checkpoint, no leftover of an interrupted run)
+        (output_bag / PROGRESS_FILE).unlink(missing_ok=True)
+        if plan.source is not None:
+            remove_output(plan.source)
         wall = time.perf_counter() - start
     finally:
         reader.close()
     n = max(assembler.count, 1)
+    done = assembler.count - first.frames
     return ReplaySummary(
         input=str(input_bag),
         output=str(output_bag),
         mode=config.mode,
-        backend=getattr(backend, "name", depth_cfg.backend),
+        backend=backend_name,
         topics={"color": topics.color, "info": topics.info, "raw_depth": topics.raw_depth, "ground_truth": topics.ground_truth},
         frames=assembler.count,
         colour_messages=assembler.colour_messages,
@@ -520,7 +636,59 @@ def replay_bag(
         messages_copied=copied,
         messages_written=writer.written,
         wall_s=wall,
-        frames_per_second=assembler.count / wall if wall > 0 else 0.0,
+        frames_per_second=done / wall if wall > 0 else 0.0,
         stage_ms={k: v / n for k, v in sorted(timer.total_ms.items())},
         output_topics=sorted(out.topics_written),
+        resumed_from_frame=first.frames,
+        notes=plan.notes,
+    )
+
+
+def _plan(output_bag: Path, settings: dict, force: bool, resume: bool) -> ResumePlan:
+    """Where this run starts: from scratch (``force`` clears old outputs), or after the checkpoint of an interrupted run."""
+    partial = partial_path(output_bag)
+    if resume and not force:
+        return prepare_resume(output_bag, settings)
+    if force:
+        remove_output(partial)  # the leftover of an interrupted resume; BagWriter removes the output itself
+    elif partial.exists():
+        raise BagError(f"{partial} holds an interrupted replay into {output_bag}", fix="continue it with --resume, or pass --force to start over")
+    return ResumePlan()
+
+
+def _context_frames(start: int, video_context: bool, mode: str, chunk: int):
+    """For frames before ``start`` (complete in the output): must the depth backend still see them?
+
+    Per-image backends: never. DKT streaming, or offline over the whole bag: all
+    of them (each output depends on every frame before it). DKT offline in chunks:
+    the frames of the chunk ``start`` falls in.
+    """
+    if not video_context:
+        return lambda index: False
+    if mode == "streaming" or chunk == 0:
+        return lambda index: True
+    first = (start // chunk) * chunk
+    return lambda index: index >= first
+
+
+def _finished_summary(input_bag: Path, output_bag: Path, config: ReplayConfig, backend_name: str, topics: BagTopics) -> ReplaySummary:
+    """The summary of an output that is already a finished replay (``resume`` on it): counted from its index."""
+    reader = open_reader(output_bag)
+    try:
+        counts: dict[str, int] = defaultdict(int)
+        for c in reader.connections:
+            counts[c.topic] += c.msgcount
+    finally:
+        reader.close()
+    ns = topics.namespace
+    relative = counts.get(f"{ns}/depth/relative", 0)
+    derived = [f"{ns}/depth/relative", f"{ns}/depth/metric", f"{ns}/depth/camera_info", f"{ns}/points"]
+    return ReplaySummary(
+        input=str(input_bag), output=str(output_bag), mode=config.mode, backend=backend_name,
+        topics={"color": topics.color, "info": topics.info, "raw_depth": topics.raw_depth, "ground_truth": topics.ground_truth},
+        frames=relative, colour_messages=counts.get(topics.color, 0), frames_relative=relative,
+        frames_metric=counts.get(f"{ns}/depth/metric", 0), clouds=counts.get(f"{ns}/points", 0),
+        messages_copied=0, messages_written=0, wall_s=0.0, frames_per_second=0.0,
+        output_topics=sorted(t for t in derived if counts.get(t)), resumed_from_frame=relative,
+        notes=[f"{output_bag} is a finished replay: nothing to resume"],
     )

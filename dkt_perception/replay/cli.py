@@ -6,25 +6,26 @@ Examples::
     dkt-stack replay recording/ --out replayed/ --backend dkt --mode offline --tags-config config/tags.yaml
     dkt-stack replay recording/ --out replayed/ --mode streaming --storage mcap --force
     dkt-stack replay recording/ --play --rate 0.5 --loop      # then run the graph with use_sim_time:=true
+    dkt-stack replay recording/ --out replayed/ --resume        # continue a replay that was killed
+    dkt-stack replay --reindex killed_recording/               # make a bag whose writer was killed readable
 
-Offline mode holds every frame in memory (about 4.5 MB per 640x480 frame with
-raw depth): use ``--mode streaming`` or ``--chunk-frames N`` for long bags.
+Offline mode with DKT holds every frame in memory (about 4.5 MB per 640x480
+frame with raw depth): use ``--mode streaming`` or ``--chunk-frames N`` for long
+bags (chunks are also the points a resumed DKT replay restarts from).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 
-from dkt_perception.depth import WeightsError
-from dkt_perception.replay.bag_io import BagError
-from dkt_stack.config import ConfigError, load_config
+from dkt_stack.config import load_config
+from dkt_stack.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="rosbag2 folder (sqlite3 or MCAP, any ROS 2 distro)")
+    parser.add_argument("input", help="rosbag2 folder (sqlite3 or MCAP, any ROS 2 distro); with --reindex, the bag to repair")
     parser.add_argument("--out", help="output bag folder (required unless --play)")
     parser.add_argument("--config", help="YAML ReplayConfig file (mode, topics, depth, pipeline); the options below override it")
     parser.add_argument("--backend", choices=["dkt", "raw", "depth_anything_v2"], help="depth backend (default raw, or the config's)")
@@ -44,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", choices=["sqlite3", "mcap"], help="output storage (default: the input's)")
     parser.add_argument("--no-clouds", action="store_true", help="do not write <ns>/points")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output bag")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the replay into OUT_BAG that was killed or failed, after its last checkpoint (same input and options)")
+    parser.add_argument("--checkpoint-s", type=float, help="seconds between checkpoints of the output for --resume (default 1, or the config's)")
+    parser.add_argument("--reindex", action="store_true",
+                        help="only repair INPUT: rebuild the index (metadata.yaml, MCAP summary) of a bag whose writer was killed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     play = parser.add_argument_group("live playback")
@@ -67,6 +73,7 @@ def build_config(args: argparse.Namespace):
         "raw_depth_topic": args.raw_depth_topic,
         "storage": args.storage,
         "offline_chunk_frames": args.chunk_frames,
+        "checkpoint_s": args.checkpoint_s,
     }.items() if v is not None}
     depth = {k: v for k, v in {
         "backend": args.backend,
@@ -84,23 +91,27 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        if args.play:
-            from dkt_perception.replay.player import play_bag
+    if args.reindex:
+        from dkt_perception.replay.bag_recovery import recover_bag
 
-            stats = play_bag(args.input, rate=args.rate, loop=args.loop, topics=args.topics or None, start_delay_s=args.delay,
-                             wait_for=args.wait_for)
-            print(f"played {stats.messages} messages on {len(stats.topics)} topics ({stats.loops} pass(es))")
-            return 0
-        if not args.out:
-            print("dkt-stack replay: --out OUT_BAG is required (or --play to publish the bag live)", file=sys.stderr)
-            return 2
-        from dkt_perception.replay.bag_replay import replay_bag
+        result = recover_bag(args.input)
+        state = "rebuilt its index" if result.rebuilt else "it was readable already"
+        print(f"{result.path}: {result.messages} messages ({result.storage}); {state}")
+        return 0
+    if args.play:
+        from dkt_perception.replay.player import play_bag
 
-        summary = replay_bag(args.input, args.out, build_config(args), tags_config=args.tags_config, progress=not args.quiet)
-    except (BagError, WeightsError, ConfigError, ValueError) as exc:  # ValueError: bad option values (e.g. --rate 0)
-        print(f"dkt-stack replay: {exc}", file=sys.stderr)
-        return 1
+        stats = play_bag(args.input, rate=args.rate, loop=args.loop, topics=args.topics or None, start_delay_s=args.delay,
+                         wait_for=args.wait_for)
+        print(f"played {stats.messages} messages on {len(stats.topics)} topics ({stats.loops} pass(es))")
+        return 0
+    if not args.out:
+        raise UserError("no output bag given", fix="pass --out OUT_BAG (or --play to publish the bag on live topics)")
+    from dkt_perception.replay.bag_replay import replay_bag
+
+    # errors (a bag that is not one, missing weights, bad options, an output that exists) end as one line (dkt_stack.cli)
+    summary = replay_bag(args.input, args.out, build_config(args), tags_config=args.tags_config, progress=not args.quiet,
+                         resume=args.resume)
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:
@@ -113,4 +124,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {summary.colour_messages - summary.frames} colour frame(s) had no raw depth within the sync slop and were skipped")
         if summary.frames_metric < summary.frames:
             print(f"note: {summary.frames - summary.frames_metric} frame(s) had no valid metric scale (see /diagnostics in the output)")
+        for note in summary.notes:
+            print(f"note: {note}")
     return 0

@@ -9,6 +9,13 @@ time. Publishers are reliable (a reliable publisher serves both reliable and
 best-effort subscribers, e.g. the nodes' ``sensor_data`` QoS) with a deep
 queue. With ``loop`` the bag restarts and bag time jumps back, as with
 ``ros2 bag play --loop``.
+
+Camera-sized messages need the large-data Fast DDS profile
+(:mod:`dkt_stack.ros.transport`): without it only 12-18 of 60 colour frames
+reached a subscriber here. The player sets it (unless the user chose a profile)
+before its context starts. Before playing it waits until the subscribers that
+exist are discovered and matched (see :func:`_wait_for_subscribers`), so a
+subscriber started before the player gets every message.
 """
 
 from __future__ import annotations
@@ -36,6 +43,39 @@ def _stamp(ns: int):
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
+#: with nobody subscribed yet, wait this long for a first subscriber to be discovered (s): a participant that
+#: started earlier is found at its next periodic announcement, every 3 s by default in Fast DDS
+DISCOVERY_WAIT_S = 3.5
+#: after the last new match, wait this long before playing: the subscriber's side of the match lags the player's (s)
+MATCH_SETTLE_S = 0.75
+
+
+def _wait_for_subscribers(node, publishers: dict, min_s: float, stop: threading.Event) -> None:
+    """Hold playback until the subscribers that exist are matched, so none misses the first messages.
+
+    At least ``min_s``; until every subscriber the ROS graph knows on a played topic is matched; and, when no
+    data topic has any subscriber yet, up to :data:`DISCOVERY_WAIT_S` for a first one to be discovered
+    (a subscriber started before the player is found at its next periodic announcement, up to 3 s later; a
+    volatile subscriber never gets what was published before it matched). Then :data:`MATCH_SETTLE_S` without a new match.
+    Gives up quietly 10 s after ``min_s`` (an incompatible QoS never matches).
+    """
+    start = time.monotonic()
+    data = {t: p for t, p in publishers.items() if t != "/clock"}
+    last_total, last_change = -1, start
+    while not stop.is_set():
+        now = time.monotonic()
+        total = sum(p.get_subscription_count() for p in data.values())
+        if total != last_total:
+            last_total, last_change = total, now
+        known = all(p.get_subscription_count() >= node.count_subscribers(t) for t, p in publishers.items())
+        waited = now - start
+        if waited >= min_s and known and now - last_change >= MATCH_SETTLE_S and (total > 0 or waited >= max(min_s, DISCOVERY_WAIT_S)):
+            return
+        if waited > min_s + 10.0:
+            return
+        time.sleep(0.02)
+
+
 def play_bag(
     path: str | Path,
     *,
@@ -57,7 +97,8 @@ def play_bag(
         topics: only these topics (default: every topic of the bag).
         context: an rclpy Context to create the node in (default: a new one, shut down at the end).
         clock_hz: /clock rate while waiting between messages.
-        start_delay_s: wait after creating the publishers so subscribers can match (DDS discovery).
+        start_delay_s: wait at least this long after creating the publishers (DDS discovery); longer while
+            subscribers are still being matched, up to 3.5 s when none is there yet; 0 starts at once.
         wait_for: topics (``/clock`` included) that must have a subscriber before playing starts (BagError after ``wait_timeout_s``).
     """
     import rclpy
@@ -72,6 +113,9 @@ def play_bag(
     reader = open_reader(path)
     own_context = context is None
     if own_context:
+        from dkt_stack.ros.transport import use_large_data_profile
+
+        use_large_data_profile()  # must precede this process's first rclpy.init (a caller's context has its own)
         context = Context()
         rclpy.init(context=context)
     stats = PlayStats()
@@ -92,8 +136,9 @@ def play_bag(
                 publishers[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, qos)
         clock = node.create_publisher(Clock, "/clock", QoSProfile(depth=10))
         stats.topics = sorted(publishers)
-        time.sleep(start_delay_s)
         by_topic = {**publishers, "/clock": clock}
+        if start_delay_s > 0:  # 0: start at once, as asked
+            _wait_for_subscribers(node, by_topic, start_delay_s, stop)
         deadline = time.monotonic() + wait_timeout_s
         for topic in wait_for or ():
             if topic not in by_topic:

@@ -47,7 +47,6 @@ class SimNodeParams:
     frame_id: str = param("camera_color_optical_frame", help="optical frame id of the images")
     publish_ground_truth: bool = param(True, help="publish ~/ground_truth/depth (32FC1, m) while someone subscribes")
     state_rate_hz: float = param(50.0, help="joint_states rate of each arm (Hz)")
-    color_topic_alias: str = param("", help="also publish the colour image on this topic (for consumers of older names); empty: off")
     sim: SimRuntimeConfig = param(default_factory=SimRuntimeConfig, help="the simulated world")
 
 
@@ -118,7 +117,6 @@ class CameraShell(Node):
         self._pub = {k: self.create_publisher(t, f"~/{k}", qos) for k, t in (("color/image_raw", Image), ("color/camera_info", CameraInfo),
                      ("aligned_depth_to_color/image_raw", Image), ("aligned_depth_to_color/camera_info", CameraInfo))}  # fmt: skip
         self._gt = self.create_publisher(Image, "~/ground_truth/depth", qos) if params.publish_ground_truth else None
-        self._alias = self.create_publisher(Image, params.color_topic_alias, qos) if params.color_topic_alias else None
         self.diagnostics = NodeDiagnostics(self, hardware_id="camera:mujoco")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sim-camera", daemon=True)
@@ -148,8 +146,6 @@ class CameraShell(Node):
         self._pub["color/camera_info"].publish(info)
         self._pub["aligned_depth_to_color/image_raw"].publish(cv.numpy_to_image(cv.metres_to_depth16(frame.raw_depth_m), "16UC1", header))
         self._pub["aligned_depth_to_color/camera_info"].publish(info)
-        if self._alias is not None:
-            self._alias.publish(colour)
         if self._gt is not None and self._gt.get_subscription_count() > 0:
             self._gt.publish(cv.numpy_to_image(frame.depth_gt_m, "32FC1", header))
         self.diagnostics.set(OK, "streaming", frame=frame.frame_index, sim_time_s=round(frame.sim_time_s, 3))

@@ -18,8 +18,7 @@ def sim(ros):
 
     from dkt_sim.nodes.sim_node import SimNode
 
-    overrides = [Parameter("sim.width", value=96), Parameter("sim.height", value=72), Parameter("fps", value=4.0), Parameter("sim.seed", value=3),
-                 Parameter("color_topic_alias", value="/camera/color/image_raw")]  # fmt: skip
+    overrides = [Parameter("sim.width", value=96), Parameter("sim.height", value=72), Parameter("fps", value=4.0), Parameter("sim.seed", value=3)]
     node = SimNode(context=ros.context, parameter_overrides=overrides)
     for n in (node, *node.children):
         ros.add_node(n)
@@ -52,9 +51,9 @@ def test_camera_topics_follow_realsense_ros_names(ros, sim):
     depth = ros.collect(Image, "/camera/camera/aligned_depth_to_color/image_raw", reliable)
     depth_info = ros.collect(CameraInfo, "/camera/camera/aligned_depth_to_color/camera_info", reliable)
     truth = ros.collect(Image, "/camera/camera/ground_truth/depth", reliable)
-    alias = ros.collect(Image, "/camera/color/image_raw", qos_by_name("sensor_data"))  # a best-effort reader of a reliable writer
+    best_effort = ros.collect(Image, "/camera/camera/color/image_raw", qos_by_name("sensor_data"))  # a best-effort reader of a reliable writer
     diagnostics = ros.collect(DiagnosticArray, "/diagnostics")
-    for c in (colour, info, depth, depth_info, truth, alias):
+    for c in (colour, info, depth, depth_info, truth, best_effort):
         c.wait(2, timeout=60)
     c, d, t = colour.messages[-1], depth.messages[-1], truth.messages[-1]
     assert (c.encoding, c.width, c.height, d.encoding, t.encoding) == ("rgb8", 96, 72, "16UC1", "32FC1")

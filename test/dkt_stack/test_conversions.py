@@ -113,6 +113,27 @@ def test_camera_info_round_trip():
     with pytest.raises(cv.ConversionError, match="no camera matrix"):
         cv.camera_info_to_intrinsics(CameraInfo(width=640, height=480))
 
+    # plumb_bob without coefficients (an ideal pinhole) is published as realsense does: D with its 5 coefficients, zero
+    ideal = cv.intrinsics_to_camera_info(CameraIntrinsics(64, 48, 50.0, 50.0, 31.5, 23.5))
+    assert (ideal.distortion_model, list(ideal.d)) == ("plumb_bob", [0.0] * 5)
+
+
+def test_colour_conversion_error_names_only_colour_encodings():
+    for encoding, data in (("16UC1", b"\0" * 8), ("yuv422", b"\0" * 8), ("32FC1", b"\0" * 16)):
+        msg = Image(height=2, width=2, encoding=encoding, step=len(data) // 2, data=data)
+        with pytest.raises(cv.ConversionError) as info:
+            cv.image_to_rgb8(msg)
+        assert str(info.value) == f"cannot convert a {encoding} image to rgb8 (colour encodings: rgb8, bgr8, rgba8, bgra8, mono8, 8UC1, 8UC3)"
+    rgb = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    np.testing.assert_array_equal(cv.image_to_rgb8(cv.numpy_to_image(rgb[:, :, ::-1].copy(), "bgr8")), rgb)
+
+
+def test_transform_stamped_round_trip():
+    T = make_transform(quat_to_matrix([0.1, -0.2, 0.3, 0.9]), [0.3, -0.1, 0.55])
+    msg = cv.matrix_to_transform_stamped(T, "camera_color_optical_frame", "left_base_link", cv.ns_to_stamp(7))
+    assert (msg.header.frame_id, msg.child_frame_id, cv.stamp_to_ns(msg.header.stamp)) == ("camera_color_optical_frame", "left_base_link", 7)
+    np.testing.assert_allclose(cv.transform_stamped_to_matrix(msg), T, atol=1e-12)
+
 
 @settings(max_examples=25, deadline=None)
 @given(xyz=hnp.arrays(np.float32, st.tuples(st.integers(1, 50), st.just(3)), elements=st.floats(-10, 10, width=32)), with_rgb=st.booleans())

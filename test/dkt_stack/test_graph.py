@@ -123,4 +123,34 @@ def test_every_shipped_graph_resolves_to_installed_executables(path):
     assert graph.nodes
     for node in graph.nodes:
         module, func = console_script_target(node.executable).split(":")
-        assert func == "main" and module.split(".")[0] in ("dkt_perception", "dkt_grasping", "dkt_sim")
+        assert func == "main" and module.split(".")[0] in ("dkt_perception", "dkt_grasping", "dkt_sim", "dkt_stack")
+
+
+def test_respawn_and_delay_resolve_with_arguments(tmp_path):
+    text = """
+name: g
+arguments:
+  restart: {default: true}
+nodes:
+  - {name: a, executable: camera_node, respawn: "${restart}", respawn_delay: 0.5}
+  - {name: b, executable: depth_node}
+"""
+    graph = resolve_graph(write(tmp_path, "g.yaml", text))
+    assert [(n.respawn, n.respawn_delay) for n in graph.nodes] == [(True, 0.5), (False, 1.0)]
+    assert resolve_graph(write(tmp_path, "g.yaml", text), {"restart": "false"}).node("a").respawn is False
+    with pytest.raises(ConfigError, match="key 'nodes\\[0\\]': respawn_delay must be >= 0 s, got -1.0"):
+        resolve_graph(write(tmp_path, "g.yaml", text.replace("0.5", "-1")))
+
+
+def test_shipped_perception_arguments_reach_the_nodes():
+    graph = resolve_graph("perception", {"qos": "sensor_data", "model": "tiny", "random_weights": "true", "model_height": "64", "model_width": "96"})
+    assert {n.parameters["qos"] for n in graph.nodes} == {"sensor_data"}
+    engine = graph.node("depth").parameters["engine"]
+    assert (engine["model"], engine["random_weights"], engine["height"], engine["width"]) == ("tiny", True, 64, 96)
+    assert {n.name: n.respawn for n in graph.nodes} == {"camera": True, "depth": True, "metric_depth": True, "static_tf": True}
+    assert resolve_graph("perception").node("camera").parameters["qos"] == "reliable"  # the default: rviz2 and rosbag2 receive
+    with pytest.raises(ConfigError, match="argument 'model' must be one of 1.3b, tiny"):
+        resolve_graph("perception", {"model": "14b"})
+    # on the rig the arm drivers are not restarted on their own (that would enable the motors again)
+    rig = resolve_graph("cobot_magic")
+    assert [n.respawn for n in rig.nodes if n.executable == "arm_node"] == [False, False]

@@ -22,6 +22,16 @@ def test_node_kwargs_match_what_up_passes(tmp_path):
     (params_file,) = kwargs["parameters"]
     assert yaml.safe_load(Path(params_file).read_text()) == {"/**": {"ros__parameters": depth.parameters}}
     assert depth.parameters["engine"]["backend"] == "raw"
+    assert (kwargs["respawn"], kwargs["respawn_delay"]) == (True, 2.0)  # launch_ros's own respawn, from the graph
+
+
+def test_static_transforms_become_a_launch_node(tmp_path):
+    graph = resolve_graph("cobot_magic", {"arms": "false"})
+    kwargs = node_action_kwargs(graph.node("static_tf"), tmp_path)
+    assert (kwargs["executable"], kwargs["name"], kwargs["namespace"], kwargs["respawn"]) == ("static_tf_node", "static_tf", "", True)
+    (params_file,) = kwargs["parameters"]
+    params = yaml.safe_load(Path(params_file).read_text())["/**"]["ros__parameters"]
+    assert params["rig"] == str(ROOT / "config" / "rig" / "cobot_magic.yaml") and params["camera_link"] is True
 
 
 def test_launch_files_are_thin_adapters_over_shipped_graphs():

@@ -26,6 +26,7 @@ def test_arm_selection_maps_names_to_namespace_and_backend():
     assert arm_selection("left") == ("/left", None)
     assert arm_selection("piper:right") == ("/right", "piper")
     assert arm_selection("") == ("", None)
+    assert arm_selection("auto") == (None, None)  # the graph's grasp node chooses the arm
     with pytest.raises(ValueError, match="rig arm must be .* got 'ur5:left'"):
         arm_selection("ur5:left")
     with pytest.raises(ValueError, match="got 'left/arm x'"):

@@ -8,7 +8,6 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from dkt_stack import conversions as cv
 from dkt_stack.graph import ResolvedNode
-from dkt_stack.ros.qos import qos_by_name
 from dkt_stack.runner import NodeProcess
 
 pytestmark = pytest.mark.ros
@@ -20,11 +19,12 @@ def camera(tmp_path, **params) -> NodeProcess:
 
 
 def test_synthetic_frames_on_realsense_topics(ros, tmp_path):
-    qos = qos_by_name("sensor_data")
-    color = ros.collect(Image, "/cam/color/image_raw", qos)
-    depth = ros.collect(Image, "/cam/aligned_depth_to_color/image_raw", qos)
-    info = ros.collect(CameraInfo, "/cam/color/camera_info", qos)
-    gt = ros.collect(Image, "/cam/ground_truth/depth", qos)
+    """realsense-ros 4.x names under the node (``/<ns>/camera/...``); reliable publishers serve default-QoS subscribers."""
+    qos = 10  # rclpy's default profile (reliable), as rviz2 and image_view subscribe
+    color = ros.collect(Image, "/cam/camera/color/image_raw", qos)
+    depth = ros.collect(Image, "/cam/camera/aligned_depth_to_color/image_raw", qos)
+    info = ros.collect(CameraInfo, "/cam/camera/color/camera_info", qos)
+    gt = ros.collect(Image, "/cam/camera/ground_truth/depth", qos)
     proc = camera(tmp_path, synthetic={"width": 160, "height": 120, "fps": 20.0})
     try:
         color.wait(25, timeout=30)
@@ -41,6 +41,7 @@ def test_synthetic_frames_on_realsense_topics(ros, tmp_path):
         return {cv.stamp_to_ns(m.header.stamp) for m in c.messages}
 
     assert len(stamps(color) & stamps(depth) & stamps(info) & stamps(gt)) >= 3
+    assert (i.distortion_model, list(i.d)) == ("plumb_bob", [0.0] * 5)  # as realsense2_camera: 5 coefficients (an ideal pinhole here)
     intr = cv.camera_info_to_intrinsics(i)
     assert (intr.width, intr.height) == (160, 120) == (c.width, c.height)
     raw_m = cv.depth_to_metres(cv.image_to_numpy(d), "16UC1")

@@ -23,8 +23,8 @@ def test_depth_node_raw_backend_bad_input_and_recovery(ros, tmp_path):
     rel = ros.collect(Image, "/cam/depth/relative", qos)
     preview = ros.collect(Image, "/cam/depth/relative_preview", qos)
     diags = ros.collect(DiagnosticArray, "/diagnostics")
-    color_pub = ros.publisher(Image, "/cam/color/image_raw", qos)
-    depth_pub = ros.publisher(Image, "/cam/aligned_depth_to_color/image_raw", qos)
+    color_pub = ros.publisher(Image, "/cam/camera/color/image_raw", qos)
+    depth_pub = ros.publisher(Image, "/cam/camera/aligned_depth_to_color/image_raw", qos)
     node = ResolvedNode("depth", "depth_node", "dkt_stack", "cam", {"engine": {"backend": "raw"}}, {})
     proc = NodeProcess(node, tmp_path, log_path=tmp_path / "depth.log")
     stamp = [2_000_000_000_000_000_000]

@@ -31,8 +31,8 @@ class Feeder:
     def __init__(self, ros, scene):
         self.ros, self.scene = ros, scene
         qos = qos_by_name("sensor_data")
-        self.rgb = ros.publisher(Image, "/cam/color/image_raw", qos)
-        self.info = ros.publisher(CameraInfo, "/cam/color/camera_info", qos)
+        self.rgb = ros.publisher(Image, "/cam/camera/color/image_raw", qos)
+        self.info = ros.publisher(CameraInfo, "/cam/camera/color/camera_info", qos)
         self.rel = ros.publisher(Image, "/cam/depth/relative", qos)
         self.stamp = 1_800_000_000_000_000_000
         for pub in (self.rgb, self.rel, self.info):
@@ -130,5 +130,12 @@ def test_metric_depth_and_cloud_with_stamps_frames_and_bad_input(ros, tmp_path, 
         assert all(cv.stamp_to_ns(c.header.stamp) <= last_valid for c in clouds.messages[n_clouds:]), "a cloud without a valid scale"
         invalid = [s for s in statuses(diags) if s.level == DiagnosticStatus.WARN]
         assert any(kv.key == "valid" and kv.value == "False" for s in invalid for kv in s.values)
+        # 6. stamps going back (a bag looped): WARN saying so and that the scale filter was reset
+        feed.stamp -= 20 * 10**9
+        until(reported("time jumped back", "scale filter reset", level=DiagnosticStatus.WARN), good)
+        jump = next(s for s in statuses(diags) if "time jumped back" in s.message)
+        assert "on /cam/depth/relative (bag loop or clock reset): scale filter reset" in jump.message
+        figures = {kv.key: kv.value for kv in jump.values}
+        assert int(figures["in /cam/depth/relative received"]) > 0 and "in /cam/camera/color/image_raw rate_hz" in figures
     finally:
         assert proc.stop() == 0, proc.output()

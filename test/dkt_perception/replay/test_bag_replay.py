@@ -280,10 +280,23 @@ def test_a_depth_stage_failure_keeps_the_frames_before_it(tmp_path, scene, mode)
     assert len(partial["/camera/points"]) == 3
 
 
-def test_bench_replay_rejects_bad_cloud_options_in_one_line(capsys):
+def test_bench_replay_rejects_bad_cloud_options_and_workdir_in_one_line(capsys, tmp_path):
     from dkt_stack.cli import main
 
-    assert main(["bench", "replay", "--frames", "2", "--voxel", "-1"]) == 2
-    assert capsys.readouterr().err.strip() == "dkt-stack bench: CloudError: voxel_size_m must be >= 0, got -1.0"
+    assert main(["bench", "replay", "--frames", "2", "--voxel", "-1"]) == 2  # an option value a check refused
+    assert capsys.readouterr().err == "dkt-stack bench replay: voxel_size_m must be >= 0, got -1.0\n"
     assert main(["bench", "replay", "--frames", "2", "--cloud-stride", "0"]) == 2
     assert "stride must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["bench", "replay", "--frames", "2", "--workdir", str(tmp_path / "absent")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--workdir {tmp_path / 'absent'}: no such folder — create it first" in err
+
+
+def test_not_a_bag_gives_one_line_with_the_fix(tmp_path, capsys):
+    from dkt_stack.cli import main
+
+    (tmp_path / "notabag").mkdir()
+    assert main(["replay", str(tmp_path / "notabag"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"dkt-stack replay: {tmp_path / 'notabag'}: not a rosbag2 bag (no metadata.yaml) — give the folder that holds metadata.yaml and the .db3/.mcap file\n"
+    assert not (tmp_path / "o").exists()

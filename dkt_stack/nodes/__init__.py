@@ -1,0 +1,1 @@
+"""ROS 2 nodes of the shared foundation (static_tf_node)."""
