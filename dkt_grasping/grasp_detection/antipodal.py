@@ -350,7 +350,7 @@ class AntipodalGraspDetector:
             for lean in self._lean_directions(centre, g.approach, down):
                 z = _perpendicular(y, lean)
                 if z is not None:
-                    frames.append((centre, np.column_stack([_cross(y, z), y, z]), np.nan, False))
+                    frames.append((centre, np.column_stack([_cross(y, z), y, z]), np.nan, np.nan))
             local = np.asarray(tree.query_ball_point(centre, r=reach), dtype=int)
             if frames and len(local):
                 out.extend((i, v) for v in self._evaluate(frames, obj[local], obj_normals[local], down, plane))
@@ -392,14 +392,15 @@ class AntipodalGraspDetector:
                 approaches.append(z)
         return approaches
 
-    def _candidate_frames(self, p, n, Q, NQ, down, cos_f, outlines: set | None = None) -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
-        """(centre, R, anchor, outline) candidates for one seed point p with outward normal n (base frame); Q, NQ:
+    def _candidate_frames(self, p, n, Q, NQ, down, cos_f, outlines: set | None = None) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+        """(centre, R, anchor, outline width) candidates for one seed point p with outward normal n (base frame); Q, NQ:
         the object points within one opening of it and their normals; outlines: keys of the outline frames
         other seeds already produced (skipped, then added to).
 
         anchor: where the seed lies on the closing axis (gripper y, m from the centre): the fingers close on the
-        stretch of points around it (a cup's wall, not the cup), NaN: on everything between them. outline: the
-        closing axis was chosen where the outline seen from above is narrowest.
+        stretch of points around it (a cup's wall, not the cup), NaN: on everything between them. outline width:
+        the width (m) where the outline seen from above is narrowest, when the closing axis was chosen there; NaN
+        otherwise.
         """
         cfg, g = self.config, self.config.gripper
         frames = []
@@ -412,28 +413,30 @@ class AntipodalGraspDetector:
             if ok.any():
                 k = np.flatnonzero(ok)[np.argmin(dist[ok])]
                 y, centre = u[k], (p + Q[k]) / 2
-                frames += [(centre, np.column_stack([_cross(y, z), y, z]), np.nan, False) for z in self._approaches_about(centre, y, down)]
+                frames += [(centre, np.column_stack([_cross(y, z), y, z]), np.nan, np.nan) for z in self._approaches_about(centre, y, down)]
         # Closing along the seed's normal (a pad flat on the seen surface: exactly antipodal on a box face or a
         # cylinder, whatever the far side looks like).
         if abs(n @ down) < cfg.max_normal_closing_tilt:
-            frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0, False) for z in self._approaches_about(p, n, down)]
+            frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0, np.nan) for z in self._approaches_about(p, n, down)]
         # On a seed of a surface facing up or sideways: closing where the object's outline seen from above, at the
         # fingers' reach from the seed, is narrowest (a box across two faces, a disc or cylinder through its axis),
         # with the approaches about that (horizontal) closing axis; not from below the table.
         if -n @ down > cfg.min_top_facing or abs(n @ down) < cfg.max_normal_closing_tilt:
-            for centre, y in self._narrowest_closings(p, down, Q, NQ, down):
+            for centre, y, width in self._narrowest_closings(p, down, Q, NQ, down):
                 key = (*np.round(centre / cfg.voxel_size).astype(int), int(np.round(np.degrees(np.arctan2(y[1], y[0])) % 180 / cfg.closing_sweep_deg)))
                 if outlines is not None:
                     if key in outlines:
                         continue
                     outlines.add(key)
                 frames += [
-                    (centre, np.column_stack([_cross(y, z), y, z]), np.nan, True) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
+                    (centre, np.column_stack([_cross(y, z), y, z]), np.nan, width) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
                 ]
         return frames
 
-    def _narrowest_closings(self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, NQ: np.ndarray, down: np.ndarray, keep: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(centre, closing axis) pairs perpendicular to the approach ``z`` across which the object at seed ``p``
+    def _narrowest_closings(
+        self, p: np.ndarray, z: np.ndarray, Q: np.ndarray, NQ: np.ndarray, down: np.ndarray, keep: int = 2
+    ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """(centre, closing axis, width m) perpendicular to the approach ``z`` across which the object at seed ``p``
         is narrowest.
 
         Sweeps the closing direction in ``closing_sweep_deg`` steps and measures the object's width along it:
@@ -486,7 +489,7 @@ class AntipodalGraspDetector:
             xs = d @ X
             on_lines = (ys[i] < lo[i] + cfg.voxel_size) | (ys[i] > hi[i] - cfg.voxel_size)
             centre = p + X * xs[on_lines].mean() + Y[i] * (lo[i] + hi[i]) / 2
-            out.append((centre, Y[i]))
+            out.append((centre, Y[i], float(width[i])))
         return out
 
     def _evaluate(self, frames, Q, NQ, down, plane, target=None, scene: TabletopScene | None = None) -> list[Grasp]:
@@ -518,7 +521,8 @@ class AntipodalGraspDetector:
         x = np.abs(xs)
         dep = depth_table.reshape(-1)[rows][:, None]
         anchors = np.array([f[2] for f in frames])[fi]
-        outline = np.array([f[3] for f in frames], dtype=bool)[fi]
+        outline_width = np.array([f[3] for f in frames], dtype=np.float64)[fi]
+        outline = ~np.isnan(outline_width)
         Rk, Ck = R[fi], C[fi]
         in_x = x < g.finger_width / 2
         in_z = (z > dep - g.finger_length) & (z < dep)
@@ -533,12 +537,15 @@ class AntipodalGraspDetector:
         opening = np.minimum(ymax - ymin + 2 * cfg.width_margin, np.maximum(g.max_opening, ymax - ymin + 2 * cfg.min_width_margin))
         valid = (count >= cfg.min_points_in_gripper) & (opening <= g.max_opening)
         valid &= (ymin > -window + cfg.voxel_size) & (ymax < window - cfg.voxel_size)  # else the object may go on past the window
+        # a frame chosen by the outline's width must close on that width, not on a narrower slice (a disc's edge)
+        valid &= ~outline | (ymax - ymin >= outline_width - cfg.voxel_size)
         if target is not None:  # the fingers must close on the operator's object, not on a neighbour
             valid &= (region & target[None, :]).sum(axis=1) >= cfg.min_target_fraction * count
 
         def keep(mask):
-            nonlocal xs, x, y, z, ny, dep, anchors, outline, Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi
+            nonlocal xs, x, y, z, ny, dep, anchors, outline, outline_width, Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi
             xs, x, y, z, ny, dep, anchors, outline = xs[mask], x[mask], y[mask], z[mask], ny[mask], dep[mask], anchors[mask], outline[mask]
+            outline_width = outline_width[mask]
             Rk, Ck, in_x, in_z, region, ymin, ymax, opening, count, fi = (
                 Rk[mask], Ck[mask], in_x[mask], in_z[mask], region[mask], ymin[mask], ymax[mask], opening[mask], count[mask], fi[mask]
             )
