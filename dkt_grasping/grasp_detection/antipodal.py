@@ -6,22 +6,43 @@ Pipeline (all in the robot base frame, metres):
    still block the fingers), voxel-downsample, estimate normals (open3d) and
    orient them towards the camera;
 2. find the table with RANSAC; points higher than ``object_min_height`` above
-   it are object points (the table stays in the collision scene);
-3. sample seed points on the objects and build candidate gripper frames:
-   *antipodal pairs* (a second contact across the object whose normal opposes
-   the seed's within the friction cone; closing axis = the contact line,
-   approaches rotated about it starting from top-down) and *normal approaches*
-   (approach = -normal at the seed, several closing directions); both also get
-   approaches *leaning toward the arm base* (the gripper's back tilted toward
-   the base, the approach pointing down and away from it), which a 6-DoF arm
-   with a +-70 deg wrist (joint 5) reaches far better than straight down away
-   from its base;
-4. evaluate every candidate against the PiPER gripper model in one batch: the
-   closing region must hold object points and fit the opening, the grasp is
-   re-centred between them, fingers, palm and body must be free of scene
-   points;
-5. score = antipodality of the contacts, approach versus the table normal,
+   it are object points (the table stays in the collision scene); with an
+   operator ``target`` (a mask over the cloud: the object to grasp), the scene
+   points near its points are the target's;
+3. sample seed points on the objects (on the target only, when there is one)
+   and build candidate gripper frames, each with its closing axis first and
+   approaches about it (from top-down, turned by ``approach_angles_deg``, and
+   *leaning toward the arm base*: the gripper's back tilted toward the base,
+   which a 6-DoF arm with a +-70 deg wrist reaches far better than straight
+   down away from its base):
+
+   * *antipodal pairs*: a second contact across the object whose normal
+     opposes the seed's within the friction cone; closing axis = the line;
+   * *along the seen normal*: a seed on a side surface, the pad flat on it;
+   * *across the outline*: where the object, seen from above at the fingers'
+     reach, is narrowest between two bounding lines the camera saw (a box
+     across its faces, a cylinder through its axis: the far side of a
+     cylinder is hidden, a width to it is a chord), the grasp centred
+     between them;
+
+4. evaluate every candidate against the PiPER gripper model in one batch,
+   each at the fixed depths or, where the palm would meet the object first,
+   slid forward only until it does: the pads close on the stretch of points
+   around the seed up to a gap a finger can enter where the camera saw
+   empty space (a cup's wall, one finger inside the cup), which must fit the
+   opening (``width_margin`` each side, down to ``min_width_margin``),
+   fingers, palm and body must be free of points and above the table, and
+   with a target most points between the pads must be the target's;
+5. the contacts: a side seen squarely must lie in the friction cone, a side
+   not seen is taken only where that finger's place was seen empty, a frame
+   across the outline must close on the width it was chosen for with the
+   outline square beside the pads;
+6. score = antipodality of the contacts, approach versus the table normal,
    finger clearance and depth; non-maximum suppression; best first.
+
+What the arm can reach is decided after, by
+:class:`~dkt_grasping.grasp_detection.executable.ExecutableGraspDetector`, on
+every candidate (``grasps_per_seed`` 0).
 """
 
 from __future__ import annotations
@@ -54,7 +75,7 @@ class AntipodalConfig:
         default_factory=lambda: [0.0, 30.0, -30.0, 60.0, -60.0], help="approach tilts about the closing axis, from top-down (deg)"
     )
     closing_sweep_deg: float = param(
-        15.0, help="normal approaches: closing directions swept in this step to find where the object is narrowest (deg)"
+        15.0, help="closing directions swept in this step to find where the outline seen from above is narrowest (deg)"
     )
     base_lean_deg: list[float] = param(
         default_factory=lambda: [20.0, 35.0, 50.0],
@@ -93,7 +114,8 @@ class AntipodalConfig:
     )
     table_clearance: float = param(0.003, help="gripper parts must stay this far above the table plane (m)")
     max_normal_closing_tilt: float = param(
-        0.4, help="seeds whose normal is this close to horizontal (|normal . down| below it) also get grasps closing along the normal"
+        0.4, help="seeds whose normal is this close to horizontal (|normal . down| below it) get grasps closing along the normal, "
+        "and across the outline at their height"
     )
     min_top_facing: float = param(
         0.7, help="seeds whose normal faces up this much (normal . up) also get grasps closing where the outline seen from above is narrowest"
