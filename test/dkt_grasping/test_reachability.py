@@ -236,7 +236,7 @@ def test_the_arm_must_clear_the_scene_beyond_the_object_on_approach_and_lift():
     # a block of points just above the gripper body at the end of the lift, beyond the object's 6 cm, away from the arm
     # at the pre-grasp (which alone would be a scene_collision)
     lifted = checker.collision.capsules(goal.q_lift, include_fingers=False)["gripper"][0]
-    body = lifted + [0.0, 0.0, 0.05]
+    body = lifted + np.array([0.0, 0.0, 0.05])
     assert np.linalg.norm(body - g.position) > checker.config.target_clearance_radius
     slab = body + np.stack(np.meshgrid(*[np.linspace(-0.01, 0.01, 3)] * 3), -1).reshape(-1, 3)
     assert not checker.collision.in_collision(goal.q_pre, SceneCollision(slab))
