@@ -41,10 +41,11 @@ class ArmChoice:
     reason: str
 
 
-def choose_arm(options: list[ArmOption], points: np.ndarray, colors: np.ndarray | None) -> ArmChoice:
+def choose_arm(options: list[ArmOption], points: np.ndarray, colors: np.ndarray | None, target: np.ndarray | None = None) -> ArmChoice:
     """Detect for every arm and pick one (see the module docstring).
 
-    points: float Nx3 camera optical frame (m); colors: uint8 Nx3 or None.
+    points: float Nx3 camera optical frame (m); colors: uint8 Nx3 or None; target: bool (N,) over points or
+    None, the operator's object (each arm's detector returns only grasps closing on it).
     ``per_arm[name]`` = {"executable": n, "best_score": s or None, "dropped": {reason: n}, "message": text}.
     """
     if not options:
@@ -56,7 +57,7 @@ def choose_arm(options: list[ArmOption], points: np.ndarray, colors: np.ndarray 
     per_arm: dict[str, dict] = {}
     for option in options:
         try:
-            grasps = option.detector.detect(points, colors, option.T_base_camera, option.workspace)
+            grasps = option.detector.detect(points, colors, option.T_base_camera, option.workspace, target)
             last = option.detector.last
             message = last.summary() if last is not None else f"{len(grasps)} grasps"
             dropped = dict(last.dropped) if last is not None else {}

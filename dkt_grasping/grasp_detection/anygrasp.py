@@ -24,8 +24,9 @@ from typing import Any, Literal
 import numpy as np
 
 from dkt_grasping.grasp import Grasp, grasp_nms
-from dkt_grasping.grasp_detection.base import EmptyCloudError, check_cloud, check_transform
+from dkt_grasping.grasp_detection.base import EmptyCloudError, check_cloud, check_target, check_transform, target_share
 from dkt_grasping.grasp_frames import graspnet_to_piper
+from dkt_grasping.gripper import GripperConfig
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack.config import param
 from dkt_stack.transforms import transform_points
@@ -56,6 +57,9 @@ class AnyGraspConfig:
     nms_translation: float = param(0.01, help="NMS: centres closer than this are duplicates (m)")
     nms_rotation_deg: float = param(30.0, help="NMS: orientations closer than this are duplicates (deg)")
     max_grasps: int = param(40, help="grasps returned at most")
+    min_target_fraction: float = param(
+        0.8, help="with an operator target: share of the points between the fingers that must be the target's (0..1)"
+    )
     base_lean_deg: list[float] = param(
         default_factory=lambda: [20.0, 35.0, 50.0],
         help="also try each AnyGrasp grasp's contacts with the approach tilted toward the arm base by these angles (deg); "
@@ -149,19 +153,26 @@ class AnyGraspDetector:
                 f"(license_registration) and checkpoint_path={self.config.checkpoint_path!r}"
             ) from exc
 
-    def detect(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
-        """Grasps sorted by score. points: float Nx3 camera frame (m); colors uint8 Nx3 or None."""
-        return self.select(self.candidates(points, colors, T_base_camera, workspace))
+    def detect(
+        self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits, target: np.ndarray | None = None
+    ) -> list[Grasp]:
+        """Grasps sorted by score. points: float Nx3 camera frame (m); colors uint8 Nx3 or None; target: bool (N,) or None
+        (the operator's object: only grasps closing on it)."""
+        return self.select(self.candidates(points, colors, T_base_camera, workspace, target))
 
     def select(self, grasps: list[Grasp]) -> list[Grasp]:
         """Non-maximum suppression, at most ``max_grasps``, best first."""
         cfg = self.config
         return grasp_nms(grasps, cfg.nms_translation, np.deg2rad(cfg.nms_rotation_deg), max_keep=cfg.max_grasps)
 
-    def candidates(self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits) -> list[Grasp]:
-        """AnyGrasp's grasps in the workspace (its own poses and scores) plus their leaning variants, before NMS."""
+    def candidates(
+        self, points: np.ndarray, colors: np.ndarray | None, T_base_camera: np.ndarray, workspace: WorkspaceLimits, target: np.ndarray | None = None
+    ) -> list[Grasp]:
+        """AnyGrasp's grasps in the workspace (its own poses and scores) plus their leaning variants, before NMS;
+        with a ``target``, those closing on it (``min_target_fraction``)."""
         cfg = self.config
         pts, cols = check_cloud(points, colors)
+        on_target = check_target(target, points)
         T = check_transform(T_base_camera)
         pts_base = transform_points(T, pts)
         inside = workspace.contains(pts_base)
@@ -180,7 +191,11 @@ class AnyGraspDetector:
         else:
             result = self._sdk.get_grasp(pts32, {"colors": col32, "lims": lims, **options})
         grasps = [g for g in grasps_from_array(grasp_array_from_result(result), T) if workspace.contains(g.position)]
-        return grasps + leaning_variants(grasps, pts_base, T[:3, 3], workspace, cfg)
+        grasps += leaning_variants(grasps, pts_base, T[:3, 3], workspace, cfg)
+        if on_target is None or not grasps:
+            return grasps
+        share = target_share(grasps, pts_base, on_target, GripperConfig())
+        return [g for g, f in zip(grasps, share) if f >= cfg.min_target_fraction]
 
 
 def leaning_variants(

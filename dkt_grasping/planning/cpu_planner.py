@@ -6,7 +6,8 @@ The grasps (best first; the top ``max_grasp_candidates``) form a goal set:
    (IK branches reaching pre-grasp, grasp and lift within the limits, no
    self-collision, arm free at the pre-grasp) are tried nearest to the start
    first: the approach (fingertips from ``approach_distance`` back to the
-   grasp) and the lift must be straight tool motions in that branch, free of
+   grasp) and the lift must be straight tool motions (a joint interpolation that
+   keeps the tool on the line, or IK waypoints along it), free of
    the scene without the grasped object; the first goal that passes is the
    grasp's;
 2. the start connects to the best grasp whose pre-grasp a densely checked
@@ -46,6 +47,7 @@ _REACH_FAILURE = {
     "wrist_flip": "unreachable",
     "self_collision": "collision",
     "scene_collision": "collision",
+    "approach_collision": "collision",
 }
 
 
@@ -58,7 +60,7 @@ class CpuPlannerConfig:
     collision: ArmCollisionConfig = param(default_factory=ArmCollisionConfig, help="capsule model and margins")
     arm: ArmModelConfig = param(default_factory=ArmModelConfig, help="the arm's kinematic model (zero convention, tool)")
     motion: GraspMotionConfig = param(default_factory=GraspMotionConfig, help="pre-grasp stand-off and lift")
-    max_joint_step: float = param(1.0, help="largest joint change between pre-grasp, grasp and lift in one IK branch (rad)")
+    max_joint_step: float = param(1.0, help="largest joint change between neighbouring IK waypoints of the approach and lift lines (rad)")
     max_velocity: list[float] = param(default_factory=lambda: [1.0] * 6, help="joint speed limits (rad/s)")
     max_acceleration: list[float] = param(default_factory=lambda: [2.0] * 6, help="joint acceleration limits (rad/s^2)")
     max_jerk: list[float] = param(default_factory=lambda: [20.0] * 6, help="joint jerk limits (rad/s^3)")
@@ -92,7 +94,16 @@ class CpuGraspPlanner:
     def __init__(self, config: CpuPlannerConfig | None = None):
         self.config = c = config or CpuPlannerConfig()
         self.reachability = ReachabilityChecker(
-            ReachabilityConfig(arm=c.arm, motion=c.motion, collision=c.collision, max_joint_step=c.max_joint_step, check_scene=True)
+            ReachabilityConfig(
+                arm=c.arm,
+                motion=c.motion,
+                collision=c.collision,
+                max_joint_step=c.max_joint_step,
+                line_steps=c.cartesian_steps,
+                max_line_deviation=c.max_cartesian_deviation,
+                check_scene=True,
+                target_clearance_radius=c.target_clearance_radius,
+            )
         )
         self.kin = self.reachability.kin
         self.collision = self.reachability.collision
@@ -213,23 +224,28 @@ class CpuGraspPlanner:
             T_pre[:3, 3] -= cfg.motion.approach_distance * goal.T_tcp[:3, 2]
             T_lift[2, 3] += cfg.motion.lift_height
             try:
-                approach_path = self._cartesian_path(goal.q_pre, T_pre, goal.T_tcp, local_scene, "approach")
-                lift_path = self._cartesian_path(approach_path[-1], goal.T_tcp, T_lift, local_scene, "lift")
+                approach_path = self._cartesian_path(goal.q_pre, T_pre, goal.T_tcp, local_scene, "approach", goal.q_grasp)
+                lift_q = goal.q_lift if np.array_equal(approach_path[-1], goal.q_grasp) else None
+                lift_path = self._cartesian_path(approach_path[-1], goal.T_tcp, T_lift, local_scene, "lift", lift_q)
             except PlanningError as exc:
                 errors.append(exc)
                 continue
             return goal, approach_path, lift_path
         raise errors[0]
 
-    def _cartesian_path(self, q_from: np.ndarray, T_from: np.ndarray, T_to: np.ndarray, scene: SceneCollision, what: str) -> np.ndarray:
+    def _cartesian_path(
+        self, q_from: np.ndarray, T_from: np.ndarray, T_to: np.ndarray, scene: SceneCollision, what: str, q_to: np.ndarray | None = None
+    ) -> np.ndarray:
         """Joint waypoints moving the tcp on the straight line T_from -> T_to (same orientation), fingers ignored.
 
-        Each waypoint takes the IK solution nearest the previous one, so the motion stays in q_from's branch.
+        ``q_to`` (the reachability goal's solution at T_to; default: the IK solution nearest q_from): when the plain
+        joint interpolation to it keeps the tool on the line (:meth:`ReachabilityChecker.joint_line_ok`), that is
+        the path; otherwise each waypoint takes the IK solution nearest the previous one.
         """
         cfg = self.config
-        q_to = self._ik(T_to, q_from, what)
-        straight = self._line_deviation(q_from, q_to, T_from[:3, 3], T_to[:3, 3]) <= cfg.max_cartesian_deviation
-        if straight:
+        if q_to is None:
+            q_to = self._ik(T_to, q_from, what)
+        if self.reachability.joint_line_ok(q_from, q_to, T_from, T_to):
             path = np.array([q_from, q_to])
         else:
             qs, q = [q_from], q_from
@@ -239,19 +255,12 @@ class CpuGraspPlanner:
                 q = self._ik(T, q, what)
                 qs.append(q)
             path = np.array(qs)
-        if np.abs(np.diff(path, axis=0)).max(initial=0.0) > cfg.max_joint_step:
-            raise PlanningError("unreachable", f"{what}: the straight tool line needs a wrist flip (joint jump > {cfg.max_joint_step} rad)")
+            if np.abs(np.diff(path, axis=0)).max(initial=0.0) > cfg.max_joint_step:
+                raise PlanningError("unreachable", f"{what}: the straight tool line needs a wrist flip (joint jump > {cfg.max_joint_step} rad)")
         for a, b in itertools.pairwise(path):
             if self.collision.path_in_collision(a, b, scene, resolution=cfg.path_resolution, include_fingers=False):
                 raise PlanningError("collision", f"the {what} motion collides with the scene")
         return path
-
-    def _line_deviation(self, q_from, q_to, p_from, p_to, samples: int = 6) -> float:
-        d = p_to - p_from
-        L2 = max(float(d @ d), 1e-12)
-        p = self.kin.fk_batch(q_from + np.linspace(0, 1, samples)[:, None] * (q_to - q_from))[:, :3, 3]
-        u = np.clip((p - p_from) @ d / L2, 0, 1)
-        return float(np.linalg.norm(p - (p_from + u[:, None] * d), axis=1).max())
 
     def _connect(self, q_from: np.ndarray, q_to: np.ndarray, scene: SceneCollision) -> np.ndarray:
         """Joint waypoints from q_from to q_to: straight if free, else OMPL RRTConnect (simplified)."""

@@ -292,8 +292,9 @@ def plot_report(report: Report, path: str | Path) -> Path:
         cells = [report.cell(s, row) for s in report.surfaces]
         have = [k for k, c in enumerate(cells) if c is not None and c.trials > 0]
         rates = [cells[k].rate for k in have]
-        lo = [cells[k].rate - cells[k].interval[0] for k in have]
-        hi = [cells[k].interval[1] - cells[k].rate for k in have]
+        # a 10/10 or 0/10 cell's Wilson bound equals the rate up to rounding: matplotlib refuses a bar of -1e-17
+        lo = [max(cells[k].rate - cells[k].interval[0], 0.0) for k in have]
+        hi = [max(cells[k].interval[1] - cells[k].rate, 0.0) for k in have]
         bars = ax.bar(x[have], rates, width, yerr=[lo, hi], capsize=3, label=label)
         colour = bars.patches[0].get_facecolor() if bars.patches else None
         for k in have:  # n at the foot of each bar, clear of the error bars

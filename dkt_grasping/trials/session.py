@@ -37,7 +37,7 @@ class SimulationSettings:
     width: int = param(640, help="D435 image width, px")
     height: int = param(480, help="D435 image height, px")
     capture_frames: int = param(1, help="frames captured per trial (the depth method sees them as one video; the last one is used)")
-    roi_margin_px: int = param(6, help="the operator's pointing: grasps whose centre falls on the target's pixels grown by this much (px) are on it")
+    roi_margin_px: int = param(6, help="the operator's pointing: the cloud points on the target's pixels grown by this much (px) are the grasp detector's target")
     gripper_dwell_s: float = param(0.5, help="time the plan gives each gripper command (s), as planner_node publishes it")
     hold_s: float = param(2.0, help="after the lift the arm holds still this long before the judge looks (s)")
     lift_success_m: float = param(0.05, help="success: the target stands at least this much above its start after the hold (m)")

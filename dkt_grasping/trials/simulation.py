@@ -15,12 +15,13 @@ Per trial (everything seeded by the trial's seed):
 4. **detection and arm** (``detection``): as grasp_node does on a two-arm rig,
    each arm (its camera pose from ``config/rig/cobot_magic_sim.yaml``, the rig
    interface the real robot uses) gets the grasps it can execute
-   (:class:`~dkt_grasping.grasp_detection.executable.ExecutableGraspDetector`),
-   of which the trial keeps those on the target: their centre projects onto the
-   target's pixels grown by a margin (the stand-in for an operator pointing at
-   the object); :func:`dkt_grasping.arm_choice.choose_arm` picks the arm with
-   the best. Without ``check_reachability``: every grasp, and the arm whose base
-   is nearest the target (:func:`nearest_arm`);
+   (:class:`~dkt_grasping.grasp_detection.executable.ExecutableGraspDetector`)
+   on the target: the cloud points on the target's pixels grown by a margin
+   (the stand-in for an operator pointing at the object) are the detector's
+   ``target``, so it seeds its grasps there and keeps those closing on it
+   before ranking; :func:`dkt_grasping.arm_choice.choose_arm` picks the arm with
+   the best. Without ``check_reachability``: every grasp on the target, and the
+   arm whose base is nearest the target (:func:`nearest_arm`);
 5. **planning** (``planning``) from the arm's current joints;
 6. **execution** in physics: the plan as planner_node publishes it
    (:func:`~dkt_grasping.planning.base.plan_to_arrays`) tracked by the arm's
@@ -41,7 +42,7 @@ import numpy as np
 
 from dkt_grasping.arm_choice import ArmOption, choose_arm
 from dkt_grasping.grasp_detection import EmptyCloudError, create_grasp_detector
-from dkt_grasping.grasp_detection.executable import ExecutableGraspDetector
+from dkt_grasping.grasp_detection.executable import ExecutableGraspDetector, arm_scene
 from dkt_grasping.planning import GripperCommand, PlanningError, create_planner
 from dkt_grasping.planning.base import JointTrajectory
 from dkt_grasping.reachability import ReachabilityChecker
@@ -66,25 +67,6 @@ def _rounded(a, digits: int = 6) -> list:
     return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
 
 
-class OnTarget:
-    """A grasp detector keeping only the grasps on the trial's target: the operator pointing at it.
-
-    A grasp is on the target when its centre projects onto the target's pixels (``mask``, (H, W) bool, grown by a
-    margin). ``last`` is the wrapped detector's (the executable check's drop counts, for the arm choice).
-    """
-
-    def __init__(self, detector, mask: np.ndarray, intrinsics):
-        self.detector, self.mask, self.intrinsics = detector, mask, intrinsics
-
-    @property
-    def last(self):
-        return getattr(self.detector, "last", None)
-
-    def detect(self, points, colors, T_base_camera, workspace):
-        grasps = self.detector.detect(points, colors, T_base_camera, workspace)
-        return [g for g, ok in zip(grasps, on_mask(grasps, T_base_camera, self.intrinsics, self.mask)) if ok]
-
-
 def nearest_arm(target_camera: np.ndarray | None, roi: list[int], cloud_xyz: np.ndarray, intrinsics, T_base_camera: dict[str, np.ndarray]) -> str:
     """The arm whose base is nearest the target (horizontal distance in each base frame), seen at ``target_camera``
     (camera frame, m), or when nothing was measured there, on the operator box's centre ray at the cloud's median depth."""
@@ -96,15 +78,21 @@ def nearest_arm(target_camera: np.ndarray | None, roi: list[int], cloud_xyz: np.
     return min(T_base_camera, key=lambda name: float(np.linalg.norm(transform_points(T_base_camera[name], p)[0, :2])))
 
 
-def on_mask(grasps, T_base_camera: np.ndarray, intrinsics, mask: np.ndarray) -> list[bool]:
-    """Whether each grasp's centre (base frame) projects onto a True pixel of ``mask`` (H, W) of the camera image."""
-    if not grasps:
-        return []
-    p = transform_points(invert_transform(T_base_camera), np.array([g.position for g in grasps], dtype=np.float64))
-    uv = np.rint(intrinsics.project(p)).astype(np.int64)
+def target_points(cloud_xyz: np.ndarray, intrinsics, mask: np.ndarray) -> np.ndarray:
+    """The operator's target over a cloud: bool (N,), whether each point (camera frame, m) projects onto a True pixel
+    of ``mask`` (H, W); points without depth (NaN, z <= 0) or outside the image are not on it."""
+    xyz = np.asarray(cloud_xyz, dtype=np.float64)
+    out = np.zeros(len(xyz), dtype=bool)
+    ok = np.all(np.isfinite(xyz), axis=1) & (xyz[:, 2] > 0) if len(xyz) else out
+    if not ok.any():
+        return out
+    uv = np.rint(intrinsics.project(xyz[ok])).astype(np.int64)
     h, w = mask.shape
-    inside = (p[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
-    return [bool(ok and mask[v, u]) for ok, (u, v) in zip(inside, uv)]
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    hit = np.zeros(len(uv), dtype=bool)
+    hit[inside] = mask[uv[inside, 1], uv[inside, 0]]
+    out[np.flatnonzero(ok)] = hit
+    return out
 
 
 def target_position_camera(cloud_xyz: np.ndarray, intrinsics, roi: list[int]) -> np.ndarray | None:
@@ -250,16 +238,21 @@ class SimulationTrialBackend:
         t0 = time.perf_counter()
         base_detector = create_grasp_detector(spec.grasp_detector, {"seed": seed % (2**31)} if spec.grasp_detector == "antipodal" else None)
         detector = ExecutableGraspDetector(base_detector, self.checker) if spec.check_reachability else base_detector
-        options = [ArmOption(name, T, OnTarget(detector, target_mask, frame.intrinsics), self.workspace) for name, T in self.T_base_camera.items()]
+        options = [ArmOption(name, T, detector, self.workspace) for name, T in self.T_base_camera.items()]
+        target = target_points(cloud.xyz, frame.intrinsics, target_mask)
+        out.parameters["target_points"] = int(target.sum())
+        if not target.any():
+            out.timings_ms["grasp_detection"] = _ms(t0)
+            return self._fail(out, "grasp_detection", f"no point of the cloud lies on {out.target}")
         if spec.check_reachability:
-            choice = choose_arm(options, cloud.xyz, cloud.rgb)
+            choice = choose_arm(options, cloud.xyz, cloud.rgb, target)
             arm, on_target = choice.arm, choice.grasps
             out.parameters["arm_choice"] = {"reason": choice.reason, "per_arm": choice.per_arm}
         else:
             arm = nearest_arm(target_position_camera(cloud.xyz, frame.intrinsics, roi), roi, cloud.xyz, frame.intrinsics, self.T_base_camera)
             option = next(o for o in options if o.name == arm)
             try:
-                on_target = option.detector.detect(cloud.xyz, cloud.rgb, option.T_base_camera, option.workspace)
+                on_target = option.detector.detect(cloud.xyz, cloud.rgb, option.T_base_camera, option.workspace, target)
             except EmptyCloudError as exc:
                 on_target = []
                 out.parameters["detector_message"] = str(exc)
@@ -274,7 +267,7 @@ class SimulationTrialBackend:
         t0 = time.perf_counter()
         arm_model = to_dict(spec.reachability.arm)
         planner = create_planner(spec.planner, {"seed": seed % (2**31), "arm": arm_model} if spec.planner == "cpu" else None)
-        scene_points = transform_points(T_base_camera, cloud.xyz.astype(np.float64))
+        scene_points = arm_scene(cloud.xyz, T_base_camera, target)  # the target goes with the gripper: no obstacle
         q_start = world.arm_q(arm)
         try:
             plan = planner.plan_grasp(q_start, on_target, scene_points)

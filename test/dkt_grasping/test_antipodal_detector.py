@@ -150,3 +150,96 @@ def test_ransac_plane_finds_the_tilted_table_among_clutter_and_repeats_exactly()
     again = ransac_plane(points, 0.004, 200, np.random.default_rng(0))
     assert np.array_equal(again[0], plane) and np.array_equal(again[1], inliers)  # same seed, same plane, bit for bit
     assert ransac_plane(points[:2], 0.004, 10, np.random.default_rng(0))[1].size == 0
+
+
+def camera_view(objects, **kw):
+    """A single-view cloud (surfaces facing the camera) of ``objects`` on the table, base frame."""
+    return tabletop_cloud(objects, density=4e4, camera_position=CAMERA, table_extent=(0.15, 0.55, -0.25, 0.25), **kw)
+
+
+def cup_cloud(x, y, r_out, wall, height, density=4e4, seed=0):
+    """A cup (outer and inner wall, rim, floor) as the camera sees it: the surfaces facing it, base frame (m)."""
+    rng = np.random.default_rng(seed)
+    r_in, parts = r_out - wall, []
+    for r, sign in ((r_out, 1.0), (r_in, -1.0)):
+        n = int(2 * np.pi * r * height * density)
+        a, z = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, height, n)
+        parts.append((np.column_stack([x + r * np.cos(a), y + r * np.sin(a), z]), sign * np.column_stack([np.cos(a), np.sin(a), np.zeros(n)])))
+    for z, r0, r1 in ((height, r_in, r_out), (0.006, 0.0, r_in)):
+        n = int(np.pi * (r1**2 - r0**2) * density) + 50
+        a, rr = rng.uniform(0, 2 * np.pi, n), np.sqrt(rng.uniform(r0**2, r1**2, n))
+        parts.append((np.column_stack([x + rr * np.cos(a), y + rr * np.sin(a), np.full(n, z)]), np.tile([0.0, 0.0, 1.0], (n, 1))))
+    P, N = np.concatenate([p for p, _ in parts]), np.concatenate([n for _, n in parts])
+    table = tabletop_cloud([], density=density, table_extent=(0.15, 0.55, -0.25, 0.25))
+    table = table[np.hypot(table[:, 0] - x, table[:, 1] - y) > r_out]
+    return np.concatenate([table, P[np.sum((CAMERA - P) * N, axis=1) > 0]]).astype(np.float32)
+
+
+def test_box_grasps_close_across_its_faces():
+    # closing axes off a box's faces turn it in the grip or slide off its corners: the outline seen from above,
+    # narrowest across the faces, sets the axis even where the side faces are seen edge-on
+    box = Box(0.33, 0.05, (0.045, 0.07, 0.07), yaw=0.5)
+    found = detect(camera_view([box]))
+    faces = np.array([[np.cos(box.yaw), np.sin(box.yaw), 0.0], [-np.sin(box.yaw), np.cos(box.yaw), 0.0]])
+    level = [g for g in found if abs(g.closing[2]) < 0.1]
+    assert len(level) >= 5
+    off_face = [np.degrees(np.arccos(np.abs(faces @ g.closing).max())) for g in level]
+    assert max(off_face) < 6.0  # measured: 3.8 deg at most (the 15 deg sweep, then the outline's own direction)
+
+
+def test_cylinder_grasps_span_its_diameter_in_a_single_view():
+    # the far side of a cylinder is hidden: a width measured to it would be a chord; the detector closes between
+    # the two silhouettes, the full diameter, whatever the tilt of the approach
+    cyl = Cylinder(0.3, 0.12, 0.025, 0.10)
+    level = [g for g in detect(camera_view([cyl])) if abs(g.closing[2]) < 0.1]
+    assert len(level) >= 10
+    assert min(g.width for g in level) >= 2 * cyl.radius + 2 * 0.002  # measured: 0.054 for a 0.05 m cylinder
+
+
+def test_a_cup_wider_than_the_gripper_is_taken_by_its_rim():
+    # 72 mm across: no grasp around it fits the 70 mm opening; the fingers take the 5 mm wall, one of them inside the
+    # cup, where the camera sees empty space
+    found = detect(cup_cloud(0.33, -0.05, 0.036, 0.005, 0.09))
+    assert len(found) >= 5
+    for g in found[:5]:  # the best ones
+        r = np.hypot(g.position[0] - 0.33, g.position[1] + 0.05)
+        radial = (g.position[:2] - [0.33, -0.05]) / r
+        assert g.width <= 0.025 and 0.029 <= r <= 0.038, (g.width, r)  # across the wall at the rim
+        assert abs(g.closing[:2] @ radial) > 0.9 and g.position[2] > 0.07
+
+
+def test_an_object_just_narrower_than_the_opening_is_taken_fully_open():
+    # a 66 mm can leaves 2 mm each side in the 70 mm opening: less than width_margin, not less than min_width_margin
+    pts = camera_view([Cylinder(0.3, -0.1, 0.033, 0.12)])
+    found = detect(pts)
+    assert found and all(g.width == pytest.approx(0.07) for g in found if abs(g.closing[2]) < 0.1)
+    assert detect(pts, min_width_margin=0.005) == []
+
+
+def test_an_operator_target_focuses_the_detector_on_one_object():
+    pts = tabletop_cloud(OBJECTS, density=4e4, table_extent=(0.15, 0.55, -0.25, 0.25))
+    T = look_at_camera(CAMERA, [0.35, 0.0, 0.0])
+    cyl = OBJECTS[1]
+    target = np.array([inside_object(p, cyl, 0.004) for p in pts.astype(np.float64)])
+    det = create_grasp_detector("antipodal")
+    cam = to_camera_frame(pts, T)
+    found = det.detect(cam, None, T, WorkspaceLimits(), target)
+    assert len(found) >= 5 and all(inside_object(g.position, cyl, 0.005) for g in found)
+    # all seeds go to the target: more grasps on it than the detector finds there when it samples the whole scene
+    everywhere = [g for g in det.detect(cam, None, T, WorkspaceLimits()) if inside_object(g.position, cyl, 0.005)]
+    assert len(found) > len(everywhere)
+    with pytest.raises(EmptyCloudError, match="target"):
+        det.detect(np.where(target[:, None], np.nan, cam).astype(np.float32), None, T, WorkspaceLimits(), target)
+    with pytest.raises(CloudError, match="bool mask"):
+        det.detect(cam, None, T, WorkspaceLimits(), target[:-1])
+
+
+def test_seen_free_space_is_in_front_of_what_the_camera_saw():
+    from dkt_grasping.grasp_detection.antipodal import TabletopScene
+
+    xy = np.stack(np.meshgrid(np.arange(-0.1, 0.1, 0.005), np.arange(-0.1, 0.1, 0.005)), -1).reshape(-1, 2)
+    plane = np.column_stack([xy, np.zeros(len(xy))])  # a floor seen from 0.5 m above
+    scene = TabletopScene(plane, np.tile([0.0, 0.0, 1.0], (len(plane), 1)), np.ones(len(plane), bool), np.array([0.0, 0.0, 1.0]), 0.0,
+                          camera_position=np.array([0.0, 0.0, 0.5]))  # fmt: skip
+    free = scene.seen_free(np.array([[0.02, 0.01, 0.1], [0.02, 0.01, -0.05], [0.5, 0.0, 0.1], [0.0, 0.0, 0.003]]), 0.005, 0.005)
+    assert free.tolist() == [True, False, False, False]  # above it; under it; where nothing was measured; on it

@@ -7,9 +7,11 @@ import pytest
 
 from dkt_grasping.grasp import Grasp
 from dkt_grasping.grasp_detection import create_grasp_detector
+from dkt_grasping.grasp_detection.executable import ExecutableGraspDetector
 from dkt_grasping.planning import GripperCommand, JointTrajectory, PlanningError, create_planner
 from dkt_grasping.planning.cpu_planner import CpuPlannerConfig
 from dkt_grasping.planning.time_parameterization import time_parameterize
+from dkt_grasping.reachability import ReachabilityChecker
 from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack.transforms import xyz_rpy_to_transform
@@ -90,7 +92,9 @@ def tabletop():
     cam = np.array([0.05, 0.0, 0.6])
     T = look_at_camera(cam, [0.32, 0.0, 0.0])
     pts = tabletop_cloud(objects, density=4e4, table_extent=(0.15, 0.5, -0.25, 0.25))
-    grasps = create_grasp_detector("antipodal").detect(to_camera_frame(pts, T), None, T, WorkspaceLimits())
+    # the grasps the planner gets on the robot: the detector's, checked for what this arm can execute (issue 13)
+    detector = ExecutableGraspDetector(create_grasp_detector("antipodal"), ReachabilityChecker())
+    grasps = detector.detect(to_camera_frame(pts, T), None, T, WorkspaceLimits())
     return pts, grasps
 
 

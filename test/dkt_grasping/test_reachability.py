@@ -108,11 +108,19 @@ def far_scene():
 def test_leaning_approaches_make_far_objects_executable():
     cloud, T = far_scene()
     ws = WorkspaceLimits(x_max=0.6)
-    without = ExecutableGraspDetector(create_grasp_detector("antipodal", AntipodalConfig(base_lean_deg=[])), ReachabilityChecker())
-    with_lean = ExecutableGraspDetector(create_grasp_detector("antipodal"), ReachabilityChecker())
-    few = without.detect(cloud, None, T, ws)
-    many = with_lean.detect(cloud, None, T, ws)
-    assert len(many) >= 10 and len(many) >= 1.5 * len(few)  # measured: 37 vs 21
+
+    def executable(**config):
+        detector = ExecutableGraspDetector(create_grasp_detector("antipodal", AntipodalConfig(**config)), ReachabilityChecker())
+        return detector.detect(cloud, None, T, ws), detector.last
+
+    # approaching only square to the closing axis from above: nothing out there is executable; leaning toward the base is
+    down_only, _ = executable(base_lean_deg=[], approach_angles_deg=[0.0])
+    leaning, _ = executable(approach_angles_deg=[0.0])
+    assert down_only == [] and len(leaning) >= 8  # measured: 0 vs 13
+    # with the approaches turned about the closing axis too, the lean still adds executable candidates (before the final NMS)
+    _, without = executable(base_lean_deg=[])
+    many, with_lean = executable()
+    assert len(with_lean.grasps) >= 1.4 * len(without.grasps)  # measured: 83 vs 45
     # the executable ones lean away from the base: approach has a positive radial component
     radial = np.array([[g.position[0], g.position[1], 0.0] / np.hypot(*g.position[:2]) for g in many])
     assert np.median(np.einsum("ij,ij->i", radial, np.array([g.approach for g in many]))) > 0.2
@@ -207,3 +215,49 @@ def test_dual_arm_choice_says_when_no_arm_can_reach():
     ]
     choice = choose_arm(options, cloud_cam, None)
     assert choice.arm is None and choice.grasps == [] and "no arm can execute" in choice.reason
+
+
+def test_a_straight_approach_through_the_wrist_singularity_is_one_motion():
+    # leaning 50 deg at 0.45 m, joint 5 passes through zero on the way down: the closed-form branch label flips, the
+    # arm does not; paired by continuity the grasp is executable, and the planner executes it
+    g = grasp_at((0.45, 0.0, 0.04), 50.0)
+    checker = ReachabilityChecker()
+    verdict = checker.check([g])[0]
+    assert verdict.reachable, verdict.reason
+    goal = verdict.goals[0]
+    assert np.abs(goal.q_grasp - goal.q_pre).max() < 1.0 and np.abs(goal.q_lift - goal.q_grasp).max() < 1.0
+    create_planner("cpu").plan_grasp(Q_READY, [g], None)  # raises if it cannot
+
+
+def test_the_arm_must_clear_the_scene_beyond_the_object_on_approach_and_lift():
+    checker = ReachabilityChecker()
+    g = grasp_at((0.3, 0.0, 0.05), 30.0)
+    goal = checker.check([g])[0].goals[0]
+    # a block of points just above the gripper body at the end of the lift, beyond the object's 6 cm, away from the arm
+    # at the pre-grasp (which alone would be a scene_collision)
+    lifted = checker.collision.capsules(goal.q_lift, include_fingers=False)["gripper"][0]
+    body = lifted + np.array([0.0, 0.0, 0.05])
+    assert np.linalg.norm(body - g.position) > checker.config.target_clearance_radius
+    slab = body + np.stack(np.meshgrid(*[np.linspace(-0.01, 0.01, 3)] * 3), -1).reshape(-1, 3)
+    assert not checker.collision.in_collision(goal.q_pre, SceneCollision(slab))
+    verdict = checker.check([g], slab)[0]
+    assert not verdict.reachable and verdict.reason == "approach_collision"
+    with pytest.raises(PlanningError, match="collision"):
+        create_planner("cpu").plan_grasp(Q_READY, [g], slab)
+    # the same points within the object's radius of the grasp are the object itself: no obstacle
+    near = g.position + (slab - body) * 0.5
+    assert checker.check([g], near)[0].reachable
+
+
+def test_the_grasped_target_is_no_obstacle_for_the_arm():
+    from dkt_grasping.grasp_detection.executable import arm_scene
+
+    T = look_at_camera(np.array([0.05, 0.0, 0.6]), [0.35, 0.0, 0.0])
+    pts = tabletop_cloud([Box(0.35, 0.0, (0.04, 0.05, 0.08))], density=2e4)
+    cam = to_camera_frame(pts, T).astype(np.float32)
+    cam[0] = np.nan  # an invalid point is dropped either way
+    target = pts[:, 2] > 0.01
+    scene = arm_scene(cam, T, target)
+    assert len(scene) == np.count_nonzero(~target[1:])
+    np.testing.assert_allclose(scene, transform_points(T, cam[1:][~target[1:]].astype(np.float64)), atol=1e-6)
+    assert len(arm_scene(cam, T)) == len(pts) - 1

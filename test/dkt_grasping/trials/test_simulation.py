@@ -121,3 +121,21 @@ def test_cli_run_resume_and_errors(tmp_path, capsys):
     assert "oracle" in capsys.readouterr().err
     with TrialDatabase(db) as check:
         assert len(check.sessions()) == 1
+
+
+def test_the_operator_target_is_the_cloud_points_on_its_pixels():
+    from dkt_grasping.trials.simulation import target_points
+    from dkt_stack.intrinsics import CameraIntrinsics
+
+    K = CameraIntrinsics.from_fov(64, 48, 55.0)
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[10:20, 30:40] = True
+    # a point for every pixel centre at 0.5 m, then one without depth and one behind the camera
+    v, u = np.mgrid[0:48, 0:64]
+    z = 0.5
+    xyz = np.column_stack([(u.ravel() - K.cx) / K.fx * z, (v.ravel() - K.cy) / K.fy * z, np.full(u.size, z)])
+    xyz = np.concatenate([xyz, [[np.nan, 0.0, 0.5], [0.0, 0.0, -0.5]]])
+    on = target_points(xyz, K, mask)
+    assert on.shape == (len(xyz),) and on.sum() == 100
+    np.testing.assert_array_equal(on[:-2], mask.ravel())
+    assert not on[-2:].any()
