@@ -7,15 +7,8 @@ import pytest
 
 from dkt_perception.synthetic_scene import SceneConfig, SyntheticScene, TagSpec, default_scene
 from dkt_perception.tag_accuracy import corner_errors
-from dkt_perception.tags import (
-    TagConfig,
-    TagDetector,
-    diagonal_intersection,
-    plane_depth,
-    refine_square_corners,
-    tag_pose_ippe,
-    to_gray,
-)
+from dkt_perception.tag_corners import diagonal_intersection, refine_square_corners
+from dkt_perception.tags import TagConfig, TagDetector, plane_depth, tag_pose_ippe, to_gray
 from dkt_stack.intrinsics import CameraIntrinsics
 from dkt_stack.transforms import make_transform, xyz_rpy_to_transform
 
