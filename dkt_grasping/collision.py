@@ -16,6 +16,7 @@ import numpy as np
 
 from dkt_grasping.kinematics import PiperKinematics
 from dkt_stack.config import param
+from dkt_stack.transforms import cross3
 
 
 @dataclass
@@ -39,21 +40,16 @@ _LINKS = (("base", 0, 1), ("upper_arm", 2, 3), ("forearm", 3, 4), ("wrist", 4, 6
 _SELF_PAIRS = (("gripper", "base"), ("gripper", "upper_arm"), ("wrist", "base"), ("forearm", "base"))
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross product of two 3-vectors (np.cross costs tens of microseconds per call; this runs per capsule)."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
-
-
 def _capsule_transform(a: np.ndarray, b: np.ndarray) -> tuple[coal.Transform3s, float]:
     """coal transform putting a z-aligned capsule centred between a and b; returns it and the length."""
     axis = b - a
     length = float(np.sqrt(axis @ axis))
     z = axis / length if length > 1e-9 else np.array([0.0, 0.0, 1.0])
     helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    x = _cross(helper, z)
+    x = cross3(helper, z)
     x /= np.sqrt(x @ x)
     R = np.empty((3, 3))
-    R[:, 0], R[:, 1], R[:, 2] = x, _cross(z, x), z
+    R[:, 0], R[:, 1], R[:, 2] = x, cross3(z, x), z
     return coal.Transform3s(R, (a + b) / 2), length
 
 

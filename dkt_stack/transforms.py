@@ -47,6 +47,11 @@ def matrix_to_quat(R: np.ndarray) -> np.ndarray:
     return -q if q[3] < 0 else q
 
 
+def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors; np.cross costs tens of microseconds per call, this a few (inner loops)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def make_transform(R: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:
     """4x4 homogeneous transform from a rotation and a translation (metres)."""
     T = np.eye(4)

@@ -5,8 +5,8 @@ Pipeline (all in the robot base frame, metres):
 1. crop the cloud to the workspace (plus a margin, so obstacles just outside
    still block the fingers), voxel-downsample, estimate normals (open3d) and
    orient them towards the camera;
-2. find the table with RANSAC; points higher than ``object_min_height`` above
-   it are object points (the table stays in the collision scene); with an
+2. find the table with RANSAC (:func:`~dkt_grasping.grasp_detection.tabletop.segment_tabletop`);
+   points higher than ``object_min_height`` above it are object points (the table stays in the collision scene); with an
    operator ``target`` (a mask over the cloud: the object to grasp), the scene
    points near its points are the target's;
 3. sample seed points on the objects (on the target only, when there is one)
@@ -47,18 +47,18 @@ every candidate (``grasps_per_seed`` 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import open3d as o3d
 from scipy.spatial import cKDTree
 
 from dkt_grasping.grasp import Grasp, grasp_nms
 from dkt_grasping.grasp_detection.base import EmptyCloudError, check_cloud, check_target, check_transform
+from dkt_grasping.grasp_detection.tabletop import TabletopScene, segment_tabletop
 from dkt_grasping.gripper import GripperConfig
 from dkt_grasping.workspace import WorkspaceLimits
 from dkt_stack.config import param
-from dkt_stack.transforms import transform_points
+from dkt_stack.transforms import cross3, transform_points
 
 
 @dataclass
@@ -142,44 +142,6 @@ class AntipodalConfig:
             raise ValueError(f"min_target_fraction must be in [0, 1], got {self.min_target_fraction}")
 
 
-@dataclass
-class TabletopScene:
-    """A downsampled cloud with normals in the base frame, split into table and objects."""
-
-    points: np.ndarray  # Mx3 base frame (m)
-    normals: np.ndarray  # Mx3 unit, oriented towards the camera
-    object_mask: np.ndarray  # M bool: above the table
-    table_normal: np.ndarray  # 3 unit, pointing up (base frame)
-    table_offset: float  # plane n.p + offset = 0 (m); nan when no table was found
-    target_mask: np.ndarray | None = None  # M bool: the operator's target (None: no target given)
-    camera_position: np.ndarray | None = None  # 3, base frame (m): where the points were seen from
-    _rays: tuple | None = field(default=None, repr=False)
-
-    def mark_target(self, target_points: np.ndarray, radius: float) -> None:
-        """Set :attr:`target_mask`: the scene points within ``radius`` (m) of a target point (Kx3, base frame)."""
-        distance, _ = cKDTree(np.asarray(target_points, dtype=np.float64)).query(self.points, distance_upper_bound=radius)
-        self.target_mask = np.isfinite(distance)
-
-    def seen_free(self, points_base: np.ndarray, spacing: float, tolerance: float) -> np.ndarray:
-        """Which points (Kx3, base frame, m) the camera saw to be empty: the first surface on their line of sight
-        (scene points within about ``spacing`` m of it) lies more than ``tolerance`` m beyond them. Space behind a
-        seen surface (inside a box under its lid, behind a bottle) or without any measurement is not seen free."""
-        X = np.asarray(points_base, dtype=np.float64).reshape(-1, 3)
-        if self.camera_position is None or not len(X):
-            return np.zeros(len(X), dtype=bool)
-        if self._rays is None:
-            d = self.points - self.camera_position
-            r = np.linalg.norm(d, axis=1)
-            self._rays = (cKDTree(d / np.maximum(r, 1e-9)[:, None]), r)
-        tree, ranges = self._rays
-        d = X - self.camera_position
-        rx = np.linalg.norm(d, axis=1)
-        free = np.zeros(len(X), dtype=bool)
-        for i, near in enumerate(tree.query_ball_point(d / np.maximum(rx, 1e-9)[:, None], r=spacing / np.maximum(rx, 1e-9))):
-            free[i] = bool(near) and ranges[near].min() > rx[i] + tolerance
-        return free
-
-
 def _distinct_approaches(grasps: list[Grasp], n: int, min_angle_deg: float = 15.0) -> list[Grasp]:
     """The first ``n`` of ``grasps`` (best first) whose approach directions differ pairwise by ``min_angle_deg`` or more."""
     cos_min, kept = np.cos(np.deg2rad(min_angle_deg)), []
@@ -191,48 +153,11 @@ def _distinct_approaches(grasps: list[Grasp], n: int, min_angle_deg: float = 15.
     return kept
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross product of two 3-vectors (np.cross is slow for single vectors)."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
-
-
 def _perpendicular(v: np.ndarray, hint: np.ndarray) -> np.ndarray | None:
     """Unit vector: ``hint`` made orthogonal to unit ``v``; None when they are nearly parallel."""
     p = hint - (hint @ v) * v
     n = np.linalg.norm(p)
     return p / n if n > 0.2 else None
-
-
-def ransac_plane(points: np.ndarray, threshold: float, iterations: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The plane with the most points within ``threshold`` (m), refitted to its inliers by least squares.
-
-    Deterministic for a given ``rng`` state. Returns ((a, b, c, d) with unit (a, b, c): a x + b y + c z + d = 0,
-    indices of the inliers); a zero plane and no inliers when fewer than 3 points are given.
-    """
-    P = np.asarray(points, dtype=np.float64)
-    if len(P) < 3:
-        return np.zeros(4), np.zeros(0, dtype=np.int64)
-    idx = rng.integers(0, len(P), size=(iterations, 3))
-    a, b, c = P[idx[:, 0]], P[idx[:, 1]], P[idx[:, 2]]
-    normals = np.cross(b - a, c - a)
-    norms = np.linalg.norm(normals, axis=1)
-    usable = norms > 1e-12
-    normals[usable] /= norms[usable, None]
-    offsets = -np.einsum("ij,ij->i", normals, a)
-    counts = np.full(iterations, -1)
-    for start in range(0, iterations, 32):  # (N, 32) distance blocks: bounded memory
-        sl = slice(start, start + 32)
-        counts[sl] = (np.abs(P @ normals[sl].T + offsets[sl]) <= threshold).sum(axis=0)
-    counts[~usable] = -1
-    best = int(np.argmax(counts))
-    if counts[best] < 3:
-        return np.zeros(4), np.zeros(0, dtype=np.int64)
-    inliers = np.flatnonzero(np.abs(P @ normals[best] + offsets[best]) <= threshold)
-    centroid = P[inliers].mean(axis=0)
-    n = np.linalg.svd(P[inliers] - centroid, full_matrices=False)[2][2]  # least-squares normal of the inliers
-    d = -float(n @ centroid)
-    inliers = np.flatnonzero(np.abs(P @ n + d) <= threshold)
-    return np.array([*n, d]), inliers
 
 
 class AntipodalGraspDetector:
@@ -243,31 +168,13 @@ class AntipodalGraspDetector:
 
     # -- scene ---------------------------------------------------------------------------------
     def prepare_scene(self, points_base: np.ndarray, camera_position: np.ndarray) -> TabletopScene:
-        """Downsample, estimate normals and find the table. points_base: Nx3 base frame (m)."""
-        cfg = self.config
-        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(points_base, dtype=np.float64)))
-        pcd = pcd.voxel_down_sample(cfg.voxel_size)
-        if len(pcd.points) < 10:
-            raise EmptyCloudError(f"only {len(pcd.points)} points left after {cfg.voxel_size} m voxel downsampling; need >= 10")
-        pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=cfg.normal_radius, max_nn=cfg.normal_max_neighbours))
-        pcd.orient_normals_towards_camera_location(np.asarray(camera_position, dtype=np.float64))
-        P, N = np.asarray(pcd.points), np.asarray(pcd.normals)
-        up = np.array([0.0, 0.0, 1.0])
-        table_normal, offset, object_mask = up, float("nan"), np.ones(len(P), dtype=bool)
-        # Our own RANSAC, not open3d's segment_plane: that one runs its iterations on parallel threads that
-        # share one random generator, so the same cloud can give different planes (and grasps) run to run.
-        plane, inliers = ransac_plane(P, cfg.table_distance, 200, np.random.default_rng(cfg.seed))
-        n = np.asarray(plane[:3], dtype=np.float64)
-        scale = np.linalg.norm(n)
-        if scale > 0 and len(inliers) >= 0.1 * len(P):
-            n, d = n / scale, plane[3] / scale
-            if n @ up < 0:
-                n, d = -n, -d
-            height = P @ n + d
-            # Accept the plane as the table only if it is level-ish and (almost) nothing lies under it.
-            if n @ up > np.cos(np.deg2rad(cfg.max_table_tilt_deg)) and np.mean(height < -3 * cfg.table_distance) < 0.05:
-                table_normal, offset, object_mask = n, float(d), height > cfg.object_min_height
-        return TabletopScene(P, N, object_mask, table_normal, offset, camera_position=np.asarray(camera_position, dtype=np.float64))
+        """Downsample, estimate normals and find the table (:func:`segment_tabletop` with this config). points_base: Nx3 base frame (m)."""
+        c = self.config
+        return segment_tabletop(
+            points_base, camera_position, voxel_size=c.voxel_size, normal_radius=c.normal_radius,
+            normal_max_neighbours=c.normal_max_neighbours, table_distance=c.table_distance,
+            max_table_tilt_deg=c.max_table_tilt_deg, object_min_height=c.object_min_height, seed=c.seed,
+        )  # fmt: skip
 
     # -- detection -----------------------------------------------------------------------------
     def detect(
@@ -372,7 +279,7 @@ class AntipodalGraspDetector:
             for lean in self._lean_directions(centre, g.approach, down):
                 z = _perpendicular(y, lean)
                 if z is not None:
-                    frames.append((centre, np.column_stack([_cross(y, z), y, z]), np.nan, np.nan))
+                    frames.append((centre, np.column_stack([cross3(y, z), y, z]), np.nan, np.nan))
             local = np.asarray(tree.query_ball_point(centre, r=reach), dtype=int)
             if frames and len(local):
                 out.extend((i, v) for v in self._evaluate(frames, obj[local], obj_normals[local], down, plane))
@@ -405,7 +312,7 @@ class AntipodalGraspDetector:
             base = _perpendicular(y, np.array([centre[0], centre[1], 0.0]) + 1e-9)
         if base is None:
             return []
-        side = _cross(y, base)
+        side = cross3(y, base)
         approaches = [base * np.cos(a) + side * np.sin(a) for a in np.deg2rad(self.config.approach_angles_deg)]
         # Leaning toward the base: the lean directions projected into the plane the closing axis allows.
         for lean in self._lean_directions(centre, base, down):
@@ -435,11 +342,11 @@ class AntipodalGraspDetector:
             if ok.any():
                 k = np.flatnonzero(ok)[np.argmin(dist[ok])]
                 y, centre = u[k], (p + Q[k]) / 2
-                frames += [(centre, np.column_stack([_cross(y, z), y, z]), np.nan, np.nan) for z in self._approaches_about(centre, y, down)]
+                frames += [(centre, np.column_stack([cross3(y, z), y, z]), np.nan, np.nan) for z in self._approaches_about(centre, y, down)]
         # Closing along the seed's normal (a pad flat on the seen surface: exactly antipodal on a box face or a
         # cylinder, whatever the far side looks like).
         if abs(n @ down) < cfg.max_normal_closing_tilt:
-            frames += [(p, np.column_stack([_cross(n, z), n, z]), 0.0, np.nan) for z in self._approaches_about(p, n, down)]
+            frames += [(p, np.column_stack([cross3(n, z), n, z]), 0.0, np.nan) for z in self._approaches_about(p, n, down)]
         # On a seed of a surface facing up or sideways: closing where the object's outline seen from above, at the
         # fingers' reach from the seed, is narrowest (a box across two faces, a disc or cylinder through its axis),
         # with the approaches about that (horizontal) closing axis; not from below the table.
@@ -451,7 +358,7 @@ class AntipodalGraspDetector:
                         continue
                     outlines.add(key)
                 frames += [
-                    (centre, np.column_stack([_cross(y, z), y, z]), np.nan, width) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
+                    (centre, np.column_stack([cross3(y, z), y, z]), np.nan, width) for z in self._approaches_about(centre, y, down) if z @ down > -0.25
                 ]
         return frames
 
@@ -483,7 +390,7 @@ class AntipodalGraspDetector:
         if ref is None:
             ref = _perpendicular(z, np.array([0.0, 1.0, 0.0]))
         angles = np.deg2rad(np.arange(0.0, 180.0, cfg.closing_sweep_deg))
-        Y = np.cos(angles)[:, None] * ref + np.sin(angles)[:, None] * _cross(z, ref)  # (A, 3)
+        Y = np.cos(angles)[:, None] * ref + np.sin(angles)[:, None] * cross3(z, ref)  # (A, 3)
         ys = Y @ d.T  # (A, M)
         lo, hi = ys.min(axis=1), ys.max(axis=1)
         width = hi - lo
@@ -507,7 +414,7 @@ class AntipodalGraspDetector:
                 chosen = [*chosen[: keep - 1], across]
         out = []
         for i in chosen:
-            X = _cross(Y[i], z)
+            X = cross3(Y[i], z)
             xs = d @ X
             on_lines = (ys[i] < lo[i] + cfg.voxel_size) | (ys[i] > hi[i] - cfg.voxel_size)
             centre = p + X * xs[on_lines].mean() + Y[i] * (lo[i] + hi[i]) / 2

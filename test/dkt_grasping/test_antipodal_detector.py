@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from dkt_grasping.grasp_detection import CloudError, EmptyCloudError, create_grasp_detector
-from dkt_grasping.grasp_detection.antipodal import AntipodalConfig, ransac_plane
+from dkt_grasping.grasp_detection.antipodal import AntipodalConfig
+from dkt_grasping.grasp_detection.tabletop import ransac_plane
 from dkt_grasping.gripper import GripperConfig
 from dkt_grasping.tabletop_clouds import Box, Cylinder, look_at_camera, tabletop_cloud, to_camera_frame
 from dkt_grasping.workspace import WorkspaceLimits
@@ -235,7 +236,7 @@ def test_an_operator_target_focuses_the_detector_on_one_object():
 
 
 def test_seen_free_space_is_in_front_of_what_the_camera_saw():
-    from dkt_grasping.grasp_detection.antipodal import TabletopScene
+    from dkt_grasping.grasp_detection.tabletop import TabletopScene
 
     xy = np.stack(np.meshgrid(np.arange(-0.1, 0.1, 0.005), np.arange(-0.1, 0.1, 0.005)), -1).reshape(-1, 2)
     plane = np.column_stack([xy, np.zeros(len(xy))])  # a floor seen from 0.5 m above
