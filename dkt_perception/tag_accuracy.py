@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blur", type=float, default=0.0, metavar="SIGMA", help="Gaussian blur of the colour image before detection, px")
     parser.add_argument("--json", action="store_true", help="print one JSON line per seed")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.blur < 50.0:  # NaN fails too
+        parser.error(f"--blur must be a Gaussian sigma in [0, 50) px, got {args.blur}")
     for seed in args.seeds:
-        if args.blur < 0:
-            parser.error("--blur must be >= 0")
         result = evaluate(seed, args.blur)
         if args.json:
             print(json.dumps(result))
